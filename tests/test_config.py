@@ -1,0 +1,74 @@
+"""Profiles, data paths, seeds and devices."""
+
+import numpy as np
+import pytest
+
+from helpers import config
+from helpers.config import ProfileError, get_profile
+
+
+def test_default_profile_is_laptop(monkeypatch):
+    monkeypatch.delenv(config.PROFILE_ENV, raising=False)
+    assert get_profile().name == "laptop"
+
+
+def test_tests_run_the_smoke_profile():
+    assert get_profile().name == "smoke"
+
+
+@pytest.mark.parametrize("raw", ["smoke", "LAPTOP", " full "])
+def test_profile_names_are_forgiving_about_case_and_spaces(monkeypatch, raw):
+    monkeypatch.setenv(config.PROFILE_ENV, raw)
+    assert get_profile().name == raw.strip().lower()
+
+
+def test_unknown_profile_names_the_valid_ones(monkeypatch):
+    monkeypatch.setenv(config.PROFILE_ENV, "smok")
+    with pytest.raises(ProfileError, match="smoke, laptop, full"):
+        get_profile()
+
+
+def test_choose_picks_the_profile_value():
+    values = dict(smoke=1, laptop=10, full=100)
+    assert [get_profile(n).choose(**values) for n in ("smoke", "laptop", "full")] == [1, 10, 100]
+
+
+def test_data_dir_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv(config.DATA_DIR_ENV, str(tmp_path / "shared"))
+    path = config.data_dir("cache")
+    assert path == tmp_path / "shared" / "cache" and path.is_dir()
+
+
+def tiny_fit(seed):
+    import keras
+
+    config.seed_everything(seed)
+    x = np.random.rand(64, 8).astype("float32")
+    y = (x.sum(axis=1) > 4).astype("int32")
+    model = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dropout(0.2),
+         keras.layers.Dense(2, activation="softmax")]
+    )
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(x, y, epochs=3, batch_size=16, shuffle=True, verbose=0)
+    return history.history["loss"], model.get_weights()[0]
+
+
+def test_same_seed_gives_the_same_fit_and_another_seed_does_not():
+    loss_a, w_a = tiny_fit(7)
+    loss_b, w_b = tiny_fit(7)
+    loss_c, _ = tiny_fit(8)
+    assert loss_a == loss_b
+    np.testing.assert_array_equal(w_a, w_b)
+    assert loss_a != loss_c
+
+
+def test_setup_devices_never_fails_on_the_cpu():
+    from helpers.devices import setup_devices
+
+    info = setup_devices(verbose=False)
+    assert info.replicas >= 1
+    assert info.precision in ("float32", "mixed_float16")
+    if not info.has_gpu:
+        assert info.precision == "float32"
+        assert "No GPU found" in info.summary()
