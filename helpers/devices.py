@@ -84,7 +84,10 @@ def _nvidia_smi_memory() -> list[int]:
     try:
         out = subprocess.run(
             [exe, "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
-            capture_output=True, text=True, timeout=10, check=True,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         ).stdout
         return [int(x) for x in out.split()]
     except (OSError, subprocess.SubprocessError, ValueError):

@@ -46,8 +46,12 @@ def tiny_fit(seed):
     x = np.random.rand(64, 8).astype("float32")
     y = (x.sum(axis=1) > 4).astype("int32")
     model = keras.Sequential(
-        [keras.Input((8,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dropout(0.2),
-         keras.layers.Dense(2, activation="softmax")]
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(16, activation="relu"),
+            keras.layers.Dropout(0.2),
+            keras.layers.Dense(2, activation="softmax"),
+        ]
     )
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     history = model.fit(x, y, epochs=3, batch_size=16, shuffle=True, verbose=0)

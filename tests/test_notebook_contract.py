@@ -20,7 +20,11 @@ def test_committed_notebook_keeps_the_contract(path):
 
 def good_notebook():
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     params = nbformat.v4.new_code_cell("EPOCHS = 1")
     params.metadata["tags"] = ["parameters"]
     nb.cells = [
