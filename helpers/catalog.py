@@ -1,0 +1,578 @@
+"""The image and label catalog: one SQLite file plus image files named by content hash.
+
+Why SQLite: embedded (no server for a classroom to run), one file to copy or back up,
+and every label action can be its own committed transaction, so a kernel crash or a
+restart loses nothing (labelers that keep labels in widget state lose them). WAL mode
+lets a notebook read while another process labels.
+
+Layout under the catalog's root (``data/`` by default)::
+
+    catalog.sqlite             images, provenance, classes, labels, boxes, splits
+    images/ab/ab12...ef.png    image files, named by the sha256 of their bytes
+
+The same bytes are stored once, whatever URL or folder they came from. Exports (class
+folders, CSV, COCO, YOLO, VOC, TFRecord) are derived from the catalog, never the other
+way round.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import sqlite3
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+DB_NAME = "catalog.sqlite"
+IMAGES_DIR = "images"
+SPLITS = ("train", "val", "test")
+LABEL_STATUSES = ("labeled", "unsure", "skipped")
+# Formats Pillow decodes that the course accepts, with the extension files get on disk.
+EXTENSIONS = {
+    "JPEG": "jpg",
+    "PNG": "png",
+    "WEBP": "webp",
+    "GIF": "gif",
+    "BMP": "bmp",
+    "TIFF": "tif",
+    "MPO": "jpg",
+}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS images (
+    id            INTEGER PRIMARY KEY,
+    sha256        TEXT NOT NULL UNIQUE,
+    path          TEXT NOT NULL,            -- relative to the catalog root
+    width         INTEGER NOT NULL,
+    height        INTEGER NOT NULL,
+    mode          TEXT NOT NULL,            -- Pillow mode: L, RGB, RGBA, P, CMYK, I;16 ...
+    format        TEXT NOT NULL,            -- JPEG, PNG, WEBP ...
+    dataset       TEXT,                     -- a name to group images: digits, shapes, web ...
+    source        TEXT,                     -- how it arrived: keras:mnist, folder, web, ...
+    source_url    TEXT,
+    original_name TEXT,
+    author        TEXT,
+    license       TEXT,
+    attribution   TEXT,
+    retrieved_at  TEXT,
+    added_at      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS images_dataset ON images(dataset);
+CREATE TABLE IF NOT EXISTS classes (
+    id       INTEGER PRIMARY KEY,
+    name     TEXT NOT NULL UNIQUE,
+    position INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS labels (
+    id         INTEGER PRIMARY KEY,
+    image_id   INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    annotator  TEXT NOT NULL,
+    class_id   INTEGER REFERENCES classes(id),
+    status     TEXT NOT NULL CHECK (status IN ('labeled', 'unsure', 'skipped')),
+    source     TEXT NOT NULL DEFAULT 'human',   -- human, model, import
+    confidence REAL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (image_id, annotator)
+);
+CREATE TABLE IF NOT EXISTS boxes (
+    id         INTEGER PRIMARY KEY,
+    image_id   INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    class_id   INTEGER NOT NULL REFERENCES classes(id),
+    x0 REAL NOT NULL, y0 REAL NOT NULL, x1 REAL NOT NULL, y1 REAL NOT NULL,  -- image pixels
+    annotator  TEXT NOT NULL,
+    source     TEXT NOT NULL DEFAULT 'human',
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS boxes_image ON boxes(image_id);
+CREATE TABLE IF NOT EXISTS splits (
+    image_id INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
+    split    TEXT NOT NULL CHECK (split IN ('train', 'val', 'test')),
+    seed     INTEGER
+);
+"""
+
+
+class CatalogError(ValueError):
+    """Bad input to the catalog; the catalog is left unchanged."""
+
+
+class SchemaTooNewError(CatalogError):
+    """The catalog file was written by a newer version of helpers."""
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename.
+
+    A reader (or a crash) never sees a half-written file: either the old state or the
+    whole new file.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def inspect_image(data: bytes) -> dict:
+    """Decode ``data`` fully with Pillow; return width, height, mode and format.
+
+    Raises :class:`CatalogError` with the reason when the bytes are not an image the
+    course can use, so nothing undecodable ever enters the catalog.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            fmt = im.format
+            width, height, mode = im.width, im.height, im.mode
+            im.load()  # a truncated or corrupt file fails here, not at training time
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise CatalogError(f"not a decodable image: {exc}") from exc
+    except Image.DecompressionBombError as exc:
+        raise CatalogError(f"refused as a decompression bomb: {exc}") from exc
+    if fmt not in EXTENSIONS:
+        raise CatalogError(f"unsupported image format {fmt!r}; use one of {sorted(EXTENSIONS)}")
+    if width < 1 or height < 1:
+        raise CatalogError(f"image has no pixels ({width}x{height})")
+    return {"width": width, "height": height, "mode": mode, "format": fmt}
+
+
+def encode_png(array: np.ndarray) -> bytes:
+    """Encode a uint8 array (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) as PNG bytes."""
+    from PIL import Image
+
+    array = np.asarray(array)
+    if array.dtype != np.uint8:
+        raise CatalogError(f"image arrays must be uint8 (got {array.dtype}); scale them first")
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise CatalogError(f"cannot store an image array of shape {array.shape}")
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+class Catalog:
+    """The catalog at ``root`` (created if missing). Safe to share between threads.
+
+    Every public method that writes is one transaction: it commits as a whole or, on
+    bad input, raises :class:`CatalogError` and changes nothing.
+    """
+
+    def __init__(self, root: str | Path | None = None):
+        if root is None:
+            from helpers.config import data_dir
+
+            root = data_dir()
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.db_path = self.root / DB_NAME
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(
+            self.db_path, timeout=30, isolation_level=None, check_same_thread=False
+        )
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA foreign_keys = ON")
+        self._conn.execute("PRAGMA busy_timeout = 30000")
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            self._conn.close()
+            raise SchemaTooNewError(
+                f"{self.db_path} has schema version {version}, but these helpers know "
+                f"version {SCHEMA_VERSION}. It was written by a newer version of the course: "
+                f"update (git pull, then pip install -r requirements.txt); the file is untouched."
+            )
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        if version < SCHEMA_VERSION:
+            # One script, one transaction: a new catalog gets all tables or none.
+            with self._lock:
+                self._conn.executescript(
+                    f"BEGIN IMMEDIATE;{_SCHEMA}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;"
+                )
+
+    # -- plumbing -------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT), rolled back on any error."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def query(self, sql: str, params: Iterable = ()) -> list[dict]:
+        """Run a read-only query; rows come back as plain dicts."""
+        with self._lock:
+            return [dict(row) for row in self._conn.execute(sql, tuple(params))]
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Catalog({str(self.root)!r}: {self.count_images()} images)"
+
+    # -- images ---------------------------------------------------------------------
+
+    def add_image_bytes(self, data: bytes, **provenance) -> tuple[int, bool]:
+        """Store an image's bytes once; return ``(image_id, added)``.
+
+        ``added`` is False when the same bytes were stored before (from any source):
+        the first provenance is kept. ``provenance`` keys: dataset, source, source_url,
+        original_name, author, license, attribution, retrieved_at.
+        """
+        allowed = {
+            "dataset",
+            "source",
+            "source_url",
+            "original_name",
+            "author",
+            "license",
+            "attribution",
+            "retrieved_at",
+        }
+        unknown = set(provenance) - allowed
+        if unknown:
+            raise CatalogError(
+                f"unknown provenance fields {sorted(unknown)}; use {sorted(allowed)}"
+            )
+        digest = sha256_bytes(data)
+        existing = self.query("SELECT id FROM images WHERE sha256 = ?", (digest,))
+        if existing:
+            return existing[0]["id"], False
+        info = inspect_image(data)
+        rel = Path(IMAGES_DIR) / digest[:2] / f"{digest}.{EXTENSIONS[info['format']]}"
+        target = self.root / rel
+        if not target.exists() or sha256_bytes(target.read_bytes()) != digest:
+            write_atomic(target, data)
+        row = {**{k: None for k in allowed}, **provenance, **info}
+        with self.transaction() as db:
+            again = db.execute("SELECT id FROM images WHERE sha256 = ?", (digest,)).fetchone()
+            if again:  # another thread or process stored it meanwhile
+                return again[0], False
+            cur = db.execute(
+                "INSERT INTO images (sha256, path, width, height, mode, format, dataset, source,"
+                " source_url, original_name, author, license, attribution, retrieved_at, added_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    digest,
+                    rel.as_posix(),
+                    row["width"],
+                    row["height"],
+                    row["mode"],
+                    row["format"],
+                    row["dataset"],
+                    row["source"],
+                    row["source_url"],
+                    row["original_name"],
+                    row["author"],
+                    row["license"],
+                    row["attribution"],
+                    row["retrieved_at"],
+                    _now(),
+                ),
+            )
+            return cur.lastrowid, True
+
+    def add_image_array(self, array: np.ndarray, **provenance) -> tuple[int, bool]:
+        """Store a uint8 image array as a PNG; see :meth:`add_image_bytes`."""
+        return self.add_image_bytes(encode_png(array), **provenance)
+
+    def add_image_file(self, path: str | Path, **provenance) -> tuple[int, bool]:
+        """Store the file at ``path`` as it is; see :meth:`add_image_bytes`."""
+        path = Path(path)
+        provenance.setdefault("original_name", path.name)
+        return self.add_image_bytes(path.read_bytes(), **provenance)
+
+    def image(self, image_id: int) -> dict:
+        rows = self.query("SELECT * FROM images WHERE id = ?", (image_id,))
+        if not rows:
+            raise CatalogError(f"no image with id {image_id} in {self.db_path}")
+        return rows[0]
+
+    def images(self, dataset: str | None = None, split: str | None = None) -> list[dict]:
+        """Image rows in insertion order, optionally of one data set and/or one split."""
+        sql, params = "SELECT images.* FROM images", []
+        if split is not None:
+            sql += " JOIN splits ON splits.image_id = images.id AND splits.split = ?"
+            params.append(split)
+        if dataset is not None:
+            sql += " WHERE images.dataset = ?"
+            params.append(dataset)
+        return self.query(sql + " ORDER BY images.id", params)
+
+    def count_images(self, dataset: str | None = None) -> int:
+        if dataset is None:
+            return self.query("SELECT COUNT(*) AS n FROM images")[0]["n"]
+        return self.query("SELECT COUNT(*) AS n FROM images WHERE dataset = ?", (dataset,))[0]["n"]
+
+    def image_path(self, image_id: int) -> Path:
+        """The image's file; :class:`CatalogError` if it is gone from disk."""
+        path = self.root / self.image(image_id)["path"]
+        if not path.exists():
+            raise CatalogError(
+                f"image {image_id} is in the catalog but its file {path} is missing; restore "
+                f"the images/ folder next to {DB_NAME} or re-run the acquisition step"
+            )
+        return path
+
+    def load_image(self, image_id: int, mode: str | None = None) -> np.ndarray:
+        """The image as a uint8 array; ``mode`` ("L", "RGB") converts it first."""
+        from PIL import Image, ImageOps
+
+        with Image.open(self.image_path(image_id)) as im:
+            im = ImageOps.exif_transpose(im)
+            if mode is not None and im.mode != mode:
+                im = im.convert(mode)
+            return np.asarray(im)
+
+    # -- classes --------------------------------------------------------------------
+
+    def set_classes(self, names: Iterable[str]) -> list[str]:
+        """Make sure these classes exist, in this order after any already there."""
+        names = list(names)
+        if not names:
+            raise CatalogError("the class list is empty; give at least one class name")
+        cleaned = [str(n).strip() for n in names]
+        if any(not n for n in cleaned):
+            raise CatalogError(f"class names must not be blank: {names!r}")
+        dupes = sorted({n for n in cleaned if cleaned.count(n) > 1})
+        if dupes:
+            raise CatalogError(f"duplicate class names {dupes}; give each class once")
+        with self.transaction() as db:
+            start = db.execute("SELECT COALESCE(MAX(position), -1) + 1 FROM classes").fetchone()[0]
+            for offset, name in enumerate(cleaned):
+                db.execute(
+                    "INSERT OR IGNORE INTO classes (name, position) VALUES (?, ?)",
+                    (name, start + offset),
+                )
+        return self.classes()
+
+    def classes(self) -> list[str]:
+        return [r["name"] for r in self.query("SELECT name FROM classes ORDER BY position, id")]
+
+    def _class_id(self, db: sqlite3.Connection, name: str) -> int:
+        row = db.execute("SELECT id FROM classes WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            known = ", ".join(self.classes()) or "none yet (call set_classes first)"
+            raise CatalogError(f"unknown class {name!r}; known classes: {known}")
+        return row[0]
+
+    def _require_image(self, db: sqlite3.Connection, image_id: int) -> sqlite3.Row:
+        row = db.execute("SELECT * FROM images WHERE id = ?", (image_id,)).fetchone()
+        if row is None:
+            raise CatalogError(f"no image with id {image_id} in {self.db_path}")
+        return row
+
+    # -- class labels ---------------------------------------------------------------
+
+    def set_label(
+        self,
+        image_id: int,
+        class_name: str | None,
+        *,
+        annotator: str = "default",
+        status: str = "labeled",
+        source: str = "human",
+        confidence: float | None = None,
+    ) -> None:
+        """Record (or replace) ``annotator``'s label for the image, committed at once.
+
+        ``status`` "unsure" keeps the class but flags it for review; "skipped" stores no
+        class. One label per image and annotator: the latest action wins.
+        """
+        if status not in LABEL_STATUSES:
+            raise CatalogError(f"status must be one of {LABEL_STATUSES}, not {status!r}")
+        if status != "skipped" and class_name is None:
+            raise CatalogError("a label needs a class name unless its status is 'skipped'")
+        if not annotator or not str(annotator).strip():
+            raise CatalogError("the annotator name must not be blank")
+        with self.transaction() as db:
+            self._require_image(db, image_id)
+            class_id = None if class_name is None else self._class_id(db, class_name)
+            db.execute(
+                "INSERT INTO labels (image_id, annotator, class_id, status, source, confidence,"
+                " updated_at) VALUES (?,?,?,?,?,?,?)"
+                " ON CONFLICT (image_id, annotator) DO UPDATE SET class_id = excluded.class_id,"
+                " status = excluded.status, source = excluded.source,"
+                " confidence = excluded.confidence, updated_at = excluded.updated_at",
+                (image_id, annotator, class_id, status, source, confidence, _now()),
+            )
+
+    def remove_label(self, image_id: int, annotator: str = "default") -> bool:
+        """Delete ``annotator``'s label for the image (undo); return whether one existed."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "DELETE FROM labels WHERE image_id = ? AND annotator = ?", (image_id, annotator)
+            )
+            return cur.rowcount > 0
+
+    def labels(self, annotator: str | None = None, *, status: str | None = None) -> list[dict]:
+        """Label rows joined with class names: image_id, annotator, class_name, status, ..."""
+        sql = (
+            "SELECT labels.image_id, labels.annotator, classes.name AS class_name, labels.status,"
+            " labels.source, labels.confidence, labels.updated_at FROM labels"
+            " LEFT JOIN classes ON classes.id = labels.class_id WHERE 1=1"
+        )
+        params: list = []
+        if annotator is not None:
+            sql += " AND labels.annotator = ?"
+            params.append(annotator)
+        if status is not None:
+            sql += " AND labels.status = ?"
+            params.append(status)
+        return self.query(sql + " ORDER BY labels.image_id, labels.annotator", params)
+
+    def annotators(self) -> list[str]:
+        return [
+            r["annotator"]
+            for r in self.query("SELECT DISTINCT annotator FROM labels ORDER BY annotator")
+        ]
+
+    # -- boxes ----------------------------------------------------------------------
+
+    def _check_box(self, image: sqlite3.Row, x0: float, y0: float, x1: float, y1: float):
+        if not (x1 > x0 and y1 > y0):
+            raise CatalogError(
+                f"box ({x0}, {y0}, {x1}, {y1}) has zero or negative area; give x0 < x1, y0 < y1"
+            )
+        w, h = image["width"], image["height"]
+        if x0 < 0 or y0 < 0 or x1 > w or y1 > h:
+            raise CatalogError(
+                f"box ({x0}, {y0}, {x1}, {y1}) lies outside image {image['id']} ({w}x{h} pixels);"
+                " coordinates are in original-image pixels"
+            )
+
+    def add_box(
+        self,
+        image_id: int,
+        class_name: str,
+        x0: float,
+        y0: float,
+        x1: float,
+        y1: float,
+        *,
+        annotator: str = "default",
+        source: str = "human",
+    ) -> int:
+        """Add a box in original-image pixel corners; return its id."""
+        with self.transaction() as db:
+            image = self._require_image(db, image_id)
+            self._check_box(image, x0, y0, x1, y1)
+            class_id = self._class_id(db, class_name)
+            cur = db.execute(
+                "INSERT INTO boxes (image_id, class_id, x0, y0, x1, y1, annotator, source,"
+                " updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    image_id,
+                    class_id,
+                    float(x0),
+                    float(y0),
+                    float(x1),
+                    float(y1),
+                    annotator,
+                    source,
+                    _now(),
+                ),
+            )
+            return cur.lastrowid
+
+    def update_box(
+        self,
+        box_id: int,
+        *,
+        class_name: str | None = None,
+        x0: float | None = None,
+        y0: float | None = None,
+        x1: float | None = None,
+        y1: float | None = None,
+    ) -> None:
+        """Move, resize or re-class a box; omitted fields keep their value."""
+        with self.transaction() as db:
+            box = db.execute("SELECT * FROM boxes WHERE id = ?", (box_id,)).fetchone()
+            if box is None:
+                raise CatalogError(f"no box with id {box_id}")
+            image = self._require_image(db, box["image_id"])
+            new = {
+                k: box[k] if v is None else float(v)
+                for k, v in dict(x0=x0, y0=y0, x1=x1, y1=y1).items()
+            }
+            self._check_box(image, **new)
+            class_id = box["class_id"] if class_name is None else self._class_id(db, class_name)
+            db.execute(
+                "UPDATE boxes SET class_id = ?, x0 = ?, y0 = ?, x1 = ?, y1 = ?, updated_at = ?"
+                " WHERE id = ?",
+                (class_id, new["x0"], new["y0"], new["x1"], new["y1"], _now(), box_id),
+            )
+
+    def delete_box(self, box_id: int) -> bool:
+        with self.transaction() as db:
+            return db.execute("DELETE FROM boxes WHERE id = ?", (box_id,)).rowcount > 0
+
+    def boxes(self, image_id: int | None = None, annotator: str | None = None) -> list[dict]:
+        """Box rows with class names: id, image_id, class_name, x0, y0, x1, y1, annotator."""
+        sql = (
+            "SELECT boxes.id, boxes.image_id, classes.name AS class_name, boxes.x0, boxes.y0,"
+            " boxes.x1, boxes.y1, boxes.annotator, boxes.source, boxes.updated_at FROM boxes"
+            " JOIN classes ON classes.id = boxes.class_id WHERE 1=1"
+        )
+        params: list = []
+        if image_id is not None:
+            sql += " AND boxes.image_id = ?"
+            params.append(image_id)
+        if annotator is not None:
+            sql += " AND boxes.annotator = ?"
+            params.append(annotator)
+        return self.query(sql + " ORDER BY boxes.image_id, boxes.id", params)
+
+    # -- splits ---------------------------------------------------------------------
+
+    def set_splits(self, assignment: dict[int, str], seed: int | None = None) -> None:
+        """Store ``{image_id: "train" | "val" | "test"}``, replacing earlier assignments."""
+        bad = {s for s in assignment.values() if s not in SPLITS}
+        if bad:
+            raise CatalogError(f"unknown split names {sorted(bad)}; use {SPLITS}")
+        with self.transaction() as db:
+            for image_id, split in assignment.items():
+                self._require_image(db, int(image_id))
+                db.execute(
+                    "INSERT INTO splits (image_id, split, seed) VALUES (?,?,?) ON CONFLICT"
+                    " (image_id) DO UPDATE SET split = excluded.split, seed = excluded.seed",
+                    (int(image_id), split, seed),
+                )
+
+    def splits(self) -> dict[int, str]:
+        return {r["image_id"]: r["split"] for r in self.query("SELECT image_id, split FROM splits")}

@@ -1,0 +1,191 @@
+"""Image data sets as NumPy arrays, by name: offline ones first, public ones online.
+
+Offline (no network ever): ``digits`` (scikit-learn: 1,797 real handwritten digits,
+8x8), ``lfw_faces`` (scikit-image: 100 faces and 100 non-faces, 25x25) and ``shapes``
+(generated scenes with class and box ground truth, see helpers.synthetic).
+Online (``keras.datasets``, cached under ``$KERAS_HOME`` or ``~/.keras/datasets``):
+``mnist``, ``fashion_mnist``, ``cifar10``. Offline, those fail within seconds with a
+:class:`DatasetUnavailable` that says what to do instead of a bare traceback.
+
+Every loader returns uint8 images, (N, H, W) for grayscale or (N, H, W, 3) for colour,
+as ``keras.datasets`` does, so notebooks scale them the same way whatever the source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class ArrayDataset:
+    """A train/test split of uint8 images with integer labels and their class names."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: list[str]
+    source: str
+    license: str
+
+    def __repr__(self) -> str:
+        return (
+            f"ArrayDataset({self.name!r}: train {self.x_train.shape}, test {self.x_test.shape}, "
+            f"{len(self.class_names)} classes)"
+        )
+
+
+class DatasetUnavailable(RuntimeError):
+    """A public data set could not be fetched (usually: no internet)."""
+
+
+def _split(name, x, y, class_names, source, license, test_size, seed) -> ArrayDataset:
+    from sklearn.model_selection import train_test_split
+
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        x, y, test_size=test_size, stratify=y, random_state=seed
+    )
+    return ArrayDataset(name, x_tr, y_tr, x_te, y_te, class_names, source, license)
+
+
+def _digits(seed: int, test_size: float) -> ArrayDataset:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    # Pixel values are counts 0..16 of a 4x4 block; scale them to the usual 0..255.
+    x = np.round(bunch.images * (255.0 / 16.0)).astype(np.uint8)
+    return _split(
+        "digits",
+        x,
+        bunch.target.astype(np.int64),
+        [str(i) for i in range(10)],
+        "UCI optdigits via scikit-learn",
+        "CC BY 4.0",
+        test_size,
+        seed,
+    )
+
+
+def _lfw_faces(seed: int, test_size: float) -> ArrayDataset:
+    from skimage.data import lfw_subset
+
+    images = lfw_subset()  # float64 in [0, 1]; the first 100 are faces
+    x = np.round(images * 255.0).astype(np.uint8)
+    y = np.array([0] * 100 + [1] * (len(images) - 100), dtype=np.int64)
+    return _split(
+        "lfw_faces",
+        x,
+        y,
+        ["face", "not_face"],
+        "Labeled Faces in the Wild subset via scikit-image",
+        "research use (LFW)",
+        test_size,
+        seed,
+    )
+
+
+def _shapes(seed: int, test_size: float) -> ArrayDataset:
+    from helpers import synthetic
+
+    return synthetic.shapes_arrays(seed=seed, test_size=test_size)
+
+
+def _keras(name: str) -> Callable[[int, float], ArrayDataset]:
+    meta = {
+        "mnist": ([str(i) for i in range(10)], "Yann LeCun et al.", "CC BY-SA 3.0"),
+        "fashion_mnist": (
+            [
+                "t-shirt",
+                "trouser",
+                "pullover",
+                "dress",
+                "coat",
+                "sandal",
+                "shirt",
+                "sneaker",
+                "bag",
+                "ankle_boot",
+            ],
+            "Zalando Research",
+            "MIT",
+        ),
+        "cifar10": (
+            [
+                "airplane",
+                "automobile",
+                "bird",
+                "cat",
+                "deer",
+                "dog",
+                "frog",
+                "horse",
+                "ship",
+                "truck",
+            ],
+            "Alex Krizhevsky (CIFAR)",
+            "MIT-like, see the CIFAR page",
+        ),
+    }[name]
+
+    def load(seed: int, test_size: float) -> ArrayDataset:
+        import keras
+
+        module = getattr(keras.datasets, name)
+        try:
+            (x_tr, y_tr), (x_te, y_te) = module.load_data()
+        except Exception as exc:  # keras raises a plain Exception on URL fetch failure
+            raise DatasetUnavailable(
+                f"Could not load {name!r} through keras.datasets ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0][:200]}). With no internet, either copy the "
+                f"file Keras caches for it into $KERAS_HOME/datasets (default "
+                f"~/.keras/datasets) from a machine that has it, or use an offline data "
+                f"set: {', '.join(OFFLINE)} (the smoke and laptop profiles do)."
+            ) from exc
+        classes, source, license = meta
+        return ArrayDataset(
+            name,
+            x_tr,
+            y_tr.reshape(-1).astype(np.int64),
+            x_te,
+            y_te.reshape(-1).astype(np.int64),
+            classes,
+            source,
+            license,
+        )
+
+    return load
+
+
+OFFLINE: dict[str, Callable[[int, float], ArrayDataset]] = {
+    "digits": _digits,
+    "lfw_faces": _lfw_faces,
+    "shapes": _shapes,
+}
+ONLINE: dict[str, Callable[[int, float], ArrayDataset]] = {
+    name: _keras(name) for name in ("mnist", "fashion_mnist", "cifar10")
+}
+
+
+def load_arrays(
+    name: str, *, seed: int = 42, test_size: float = 0.2, limit: int | None = None
+) -> ArrayDataset:
+    """Load data set ``name`` as arrays; ``limit`` keeps the first N train and N//4 test images.
+
+    ``seed`` and ``test_size`` shape the split of the offline sets (public sets come
+    with their own split). ``limit`` is how the smoke profile shrinks a data set.
+    """
+    loaders = {**OFFLINE, **ONLINE}
+    if name not in loaders:
+        raise ValueError(f"Unknown data set {name!r}. Choose one of: {', '.join(loaders)}.")
+    data = loaders[name](seed, test_size)
+    if limit is not None:
+        if limit < 1:
+            raise ValueError(f"limit must be a positive number of images, not {limit}")
+        data.x_train, data.y_train = data.x_train[:limit], data.y_train[:limit]
+        n_test = max(1, limit // 4)
+        data.x_test, data.y_test = data.x_test[:n_test], data.y_test[:n_test]
+    return data
