@@ -1,0 +1,45 @@
+"""Array data sets: offline ones load anywhere; public ones fail fast and helpfully offline."""
+
+import numpy as np
+import pytest
+
+from helpers import datasets
+from helpers.datasets import DatasetUnavailable, load_arrays
+
+
+def test_digits_are_uint8_images_with_a_stratified_seeded_split():
+    a = load_arrays("digits", seed=1)
+    b = load_arrays("digits", seed=1)
+    c = load_arrays("digits", seed=2)
+    assert a.x_train.dtype == np.uint8 and a.x_train.shape[1:] == (8, 8)
+    assert len(a.x_train) + len(a.x_test) == 1797
+    assert a.x_train.max() == 255
+    np.testing.assert_array_equal(a.y_test, b.y_test)
+    assert not np.array_equal(a.y_test, c.y_test)
+    assert set(np.unique(a.y_test)) == set(range(10))
+
+
+def test_lfw_faces_and_limit():
+    data = load_arrays("lfw_faces", limit=40)
+    assert data.x_train.shape == (40, 25, 25) and data.x_test.shape == (10, 25, 25)
+    assert data.class_names == ["face", "not_face"]
+
+
+def test_unknown_name_and_bad_limit_are_clear_errors():
+    with pytest.raises(ValueError, match="Choose one of: digits"):
+        load_arrays("imagenet")
+    with pytest.raises(ValueError, match="positive"):
+        load_arrays("digits", limit=0)
+
+
+def test_a_failed_download_says_what_to_do(monkeypatch):
+    import keras
+
+    def offline():
+        raise Exception("URL fetch failure on https://example.invalid: Name or service not known")
+
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", offline)
+    with pytest.raises(DatasetUnavailable) as err:
+        datasets.load_arrays("mnist")
+    message = str(err.value)
+    assert "KERAS_HOME" in message and "digits" in message
