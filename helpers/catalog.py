@@ -97,6 +97,14 @@ CREATE TABLE IF NOT EXISTS splits (
     split    TEXT NOT NULL CHECK (split IN ('train', 'val', 'test')),
     seed     INTEGER
 );
+-- URLs already downloaded (helpers.download): a re-run skips them, even when two URLs
+-- served the same bytes and images.source_url only names the first.
+CREATE TABLE IF NOT EXISTS downloads (
+    url          TEXT PRIMARY KEY,
+    image_id     INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    sha256       TEXT NOT NULL,
+    retrieved_at TEXT NOT NULL
+);
 """
 
 
@@ -206,12 +214,13 @@ class Catalog:
                 f"update (git pull, then pip install -r requirements.txt); the file is untouched."
             )
         self._conn.execute("PRAGMA journal_mode = WAL")
-        if version < SCHEMA_VERSION:
-            # One script, one transaction: a new catalog gets all tables or none.
-            with self._lock:
-                self._conn.executescript(
-                    f"BEGIN IMMEDIATE;{_SCHEMA}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;"
-                )
+        # One script, one transaction: a new catalog gets all tables or none. Every
+        # statement is CREATE ... IF NOT EXISTS, so re-running it on open is cheap and
+        # adds tables that additive changes within this schema version brought.
+        with self._lock:
+            self._conn.executescript(
+                f"BEGIN IMMEDIATE;{_SCHEMA}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;"
+            )
 
     # -- plumbing -------------------------------------------------------------------
 
