@@ -1,0 +1,174 @@
+"""The course's command line: ``python -m helpers run|compare|check|strip``.
+
+Only argument parsing and exit codes live here; the work is in :mod:`helpers.runner`
+and :mod:`helpers.notebooks`, so notebooks and tests can call the same functions.
+Exit codes: 0 all well, 1 a notebook failed or broke the contract, 2 a refused request
+(unknown notebook or parameter, missing run folder), 130 stopped by Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from helpers.config import PROFILES, ProfileError, get_profile
+from helpers.runner import RunnerError
+
+DESCRIPTION = """\
+Run and maintain the course "from raw images to a fine-tuned model" from a terminal.
+
+  python -m helpers run --profile smoke        the whole course, a few minutes
+  python -m helpers run 03 -p EPOCHS=5         one notebook with another knob
+  python -m helpers compare runs/A runs/B      what changed between two runs
+  python -m helpers check                      do the notebooks keep the contract?
+  python -m helpers strip                      remove outputs before a commit
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    notebook_help = (
+        "a notebook as a number (03), a name or prefix (03_preprocess), or a path; "
+        "default: every course notebook, in order"
+    )
+
+    run = commands.add_parser(
+        "run",
+        help="execute notebooks headless and write a results table",
+        description=(
+            "Execute notebooks headless, each in a fresh kernel, and write the executed "
+            "notebooks, their figures, results.json and results.md into --out. Exits "
+            "non-zero if any notebook fails."
+        ),
+    )
+    run.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help=notebook_help)
+    run.add_argument(
+        "--profile",
+        choices=list(PROFILES),
+        help="the size of the run (default: $COURSE_PROFILE, else laptop)",
+    )
+    run.add_argument(
+        "-p",
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        dest="parameters",
+        help=(
+            "override a knob of the notebooks' parameters cells; VALUE is a Python "
+            "literal or else a string; repeat for several (e.g. -p EPOCHS=5 -p SEED=1)"
+        ),
+    )
+    run.add_argument(
+        "--out", metavar="DIR", help="output folder (default: a new runs/<time>-<profile>)"
+    )
+    run.add_argument(
+        "--stop-on-error", action="store_true", help="stop at the first failing notebook"
+    )
+    run.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="fail a cell that runs longer than this (default: no limit)",
+    )
+
+    compare = commands.add_parser(
+        "compare",
+        help="a table of metric changes between two runs",
+        description="Compare two run folders (or their results.json): statuses, times, metrics.",
+    )
+    compare.add_argument("run_a", metavar="RUN_A", help="the earlier run folder")
+    compare.add_argument("run_b", metavar="RUN_B", help="the later run folder")
+
+    check = commands.add_parser(
+        "check",
+        help="check notebooks against the notebook contract",
+        description="List every way the notebooks break the contract; exit 1 if any does.",
+    )
+    check.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help=notebook_help)
+
+    strip = commands.add_parser(
+        "strip",
+        help="remove outputs and execution counts, in place",
+        description="Strip outputs and execution counts from notebooks before a commit.",
+    )
+    strip.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help=notebook_help)
+    return parser
+
+
+def _run(args: argparse.Namespace, argv: list[str]) -> int:
+    from helpers.runner import failed, parse_parameters, resolve_notebooks, run_course
+
+    profile = get_profile(args.profile).name
+    notebooks = resolve_notebooks(args.notebooks)
+    try:
+        out_dir, report = run_course(
+            notebooks,
+            args.out,
+            profile=profile,
+            parameters=parse_parameters(args.parameters),
+            stop_on_error=args.stop_on_error,
+            timeout=args.timeout,
+            command=["python", "-m", "helpers", *argv],
+        )
+    except KeyboardInterrupt:
+        print("Interrupted; the report so far is in the output folder.", file=sys.stderr)
+        return 130
+    print((out_dir / "results.md").read_text(encoding="utf-8"))
+    bad = failed(report)
+    print(f"Results in {out_dir}", file=sys.stderr)
+    if bad:
+        print(f"{len(bad)} notebook(s) failed: {', '.join(bad)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from helpers.notebooks import check_notebook
+    from helpers.runner import resolve_notebooks
+
+    broken = 0
+    for path in resolve_notebooks(args.notebooks):
+        problems = check_notebook(path)
+        broken += bool(problems)
+        for problem in problems:
+            print(f"{path.name}: {problem}")
+    print(f"{broken} notebook(s) break the contract" if broken else "All notebooks keep it.")
+    return 1 if broken else 0
+
+
+def _strip(args: argparse.Namespace) -> int:
+    from helpers.notebooks import strip_outputs
+    from helpers.runner import resolve_notebooks
+
+    for path in resolve_notebooks(args.notebooks):
+        print(f"{path.name}: {'stripped' if strip_outputs(path) else 'already clean'}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args, argv)
+        if args.command == "compare":
+            from helpers.runner import compare_runs
+
+            print(compare_runs(args.run_a, args.run_b), end="")
+            return 0
+        if args.command == "check":
+            return _check(args)
+        return _strip(args)
+    except (RunnerError, ProfileError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

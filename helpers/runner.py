@@ -1,0 +1,700 @@
+"""Run course notebooks headless and report what they measured: ``python -m helpers run``.
+
+A teacher reruns the whole course before a class, a researcher reruns one notebook with
+other knobs; both want a table they can compare with the last run, not a pile of logs.
+So each notebook runs in its own fresh kernel (as a learner's would), with the
+``-p NAME=VALUE`` values injected right after its ``parameters`` cell (papermill's
+convention, without papermill), and the runner collects what it needs into one folder:
+
+    <out>/results.json           status, seconds, peak memory, metrics per notebook; environment
+    <out>/results.md             the same as tables, for a person or a pull request
+    <out>/<notebook>.ipynb       the executed notebook, outputs included (a failing one too)
+    <out>/figures/<notebook>/    every figure the notebook showed, as PNG
+    <out>/<notebook>.metrics.jsonl  what ``helpers.results.record`` appended, line by line
+    <out>/<notebook>.kernel.log  what the kernel process itself printed, if anything
+
+Both reports are rewritten atomically after every notebook, so an interrupted run still
+leaves a valid partial report. :func:`compare_runs` puts two such folders side by side.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TextIO
+
+import nbformat
+
+from helpers.catalog import write_atomic
+from helpers.config import DEFAULT_SEED, PROFILE_ENV, get_profile, project_root
+from helpers.notebooks import course_notebooks, parameters_cell_index, read
+from helpers.results import RESULTS_FILE_ENV, read_recorded
+
+INJECTED_TAG = "injected-parameters"
+RESULTS_JSON = "results.json"
+RESULTS_MD = "results.md"
+# ipykernel's own default backend: set explicitly because a caller's MPLBACKEND=Agg
+# (the tests set it) would otherwise reach the kernel and hide every figure.
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+
+
+class RunnerError(Exception):
+    """A request the runner refuses before running anything (unknown notebook or knob)."""
+
+
+# --- choosing notebooks and parameters --------------------------------------------------
+
+
+def resolve_notebooks(names: list[str] | None = None, folder: Path | None = None) -> list[Path]:
+    """The notebooks that ``names`` point at, in the order given; all of them when empty.
+
+    A name may be a path, a file name, the number (``03``) or a prefix of the stem
+    (``03_preprocessing``), so nobody has to type a full file name on a terminal; an
+    exact name wins over a longer one that it is a prefix of.
+    """
+    available = course_notebooks(folder)
+    if not names:
+        if not available:
+            raise RunnerError(f"no NN_topic.ipynb notebooks in {folder or 'notebooks/'}")
+        return available
+    chosen: list[Path] = []
+    for name in names:
+        path = Path(name)
+        if path.suffix == ".ipynb" and path.is_file():
+            matches = [path.resolve()]
+        else:
+            exact = [p for p in available if name in (p.name, p.stem)]
+            matches = exact or [p for p in available if p.stem.startswith(name + "_")]
+        if not matches:
+            listing = ", ".join(p.stem for p in available) or "none"
+            raise RunnerError(f"no notebook matches {name!r}; the course has: {listing}")
+        if len(matches) > 1:
+            listing = ", ".join(p.stem for p in matches)
+            raise RunnerError(f"{name!r} is ambiguous: it matches {listing}")
+        if matches[0] not in chosen:
+            chosen.append(matches[0])
+    return chosen
+
+
+def parse_parameters(pairs: list[str] | None) -> dict[str, object]:
+    """``["EPOCHS=3", "DATA_DIR=/x"]`` -> ``{"EPOCHS": 3, "DATA_DIR": "/x"}``.
+
+    A value is read as a Python literal (numbers, strings in quotes, lists, True/None)
+    and otherwise kept as the string typed, as papermill does, so paths need no quotes.
+    """
+    parameters: dict[str, object] = {}
+    for pair in pairs or []:
+        name, sep, raw = pair.partition("=")
+        name = name.strip()
+        if not sep or not name.isidentifier():
+            raise RunnerError(f"-p wants NAME=VALUE with a Python name, not {pair!r}")
+        try:
+            parameters[name] = ast.literal_eval(raw.strip())
+        except (ValueError, SyntaxError):
+            parameters[name] = raw
+    return parameters
+
+
+def parameter_names(source: str) -> list[str]:
+    """The names a parameters cell assigns at top level, in order."""
+    names: list[str] = []
+
+    def add(target: ast.expr) -> None:
+        if isinstance(target, ast.Name) and target.id not in names:
+            names.append(target.id)
+        elif isinstance(target, (ast.Tuple, ast.List)):
+            for element in target.elts:
+                add(element)
+
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                add(target)
+        elif isinstance(node, ast.AnnAssign):
+            add(node.target)
+    return names
+
+
+def notebook_parameters(nb: nbformat.NotebookNode) -> list[str]:
+    """The knobs of ``nb``: the names its ``parameters`` cell assigns ([] without one)."""
+    index = parameters_cell_index(nb)
+    return [] if index is None else parameter_names(nb.cells[index].source)
+
+
+def split_parameters(
+    notebooks: list[Path], parameters: dict[str, object]
+) -> dict[Path, dict[str, object]]:
+    """Which of ``parameters`` each notebook gets: those its parameters cell assigns.
+
+    ``-p SEED=1`` over the whole course reaches every notebook with a ``SEED`` knob;
+    a name that no chosen notebook assigns is a typo and is refused before anything
+    runs, with the names that do exist.
+    """
+    knobs = {path: notebook_parameters(read(path)) for path in notebooks}
+    unknown = [name for name in parameters if not any(name in k for k in knobs.values())]
+    if unknown:
+        listing = "; ".join(f"{p.stem}: {', '.join(k) or 'none'}" for p, k in knobs.items())
+        raise RunnerError(
+            f"no chosen notebook's parameters cell assigns {', '.join(unknown)}. "
+            f"The parameters cells assign: {listing}"
+        )
+    return {path: {n: v for n, v in parameters.items() if n in k} for path, k in knobs.items()}
+
+
+def inject_parameters(nb: nbformat.NotebookNode, parameters: dict[str, object]) -> int | None:
+    """Insert a cell tagged ``injected-parameters`` after the ``parameters`` cell.
+
+    The original cell stays as it is, so the executed notebook shows both the defaults
+    and what overrode them. Returns the new cell's index, or None when nothing was given.
+    """
+    if not parameters:
+        return None
+    index = parameters_cell_index(nb)
+    if index is None:
+        raise RunnerError("the notebook has no cell tagged 'parameters' to inject values after")
+    lines = ["# Injected by python -m helpers run"]
+    lines += [f"{name} = {value!r}" for name, value in parameters.items()]
+    cell = nbformat.v4.new_code_cell("\n".join(lines))
+    cell.metadata["tags"] = [INJECTED_TAG]
+    nb.cells.insert(index + 1, cell)
+    return index + 1
+
+
+# --- running one notebook -------------------------------------------------------------------
+
+
+def _vm_hwm_bytes(pid: int) -> int | None:
+    """Linux's record of the process's peak resident memory (VmHWM), or None elsewhere."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+class PeakMemory:
+    """Peak resident memory of the kernel process, for the report's ``peak_memory_mb``.
+
+    Linux keeps the true peak (VmHWM), so reading it after each cell is exact. Elsewhere
+    a background thread samples the resident size with psutil, which can miss short
+    spikes between samples.
+    """
+
+    def __init__(self, interval: float = 0.25):
+        self.interval = interval
+        self.pid: int | None = None
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, pid: int | None) -> None:
+        self.pid = pid
+        if pid is not None and _vm_hwm_bytes(pid) is None:
+            self._thread = threading.Thread(target=self._poll, daemon=True)
+            self._thread.start()
+        self.sample()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def sample(self) -> None:
+        if self.pid is None:
+            return
+        value = _vm_hwm_bytes(self.pid)
+        if value is None:
+            import psutil
+
+            try:
+                value = psutil.Process(self.pid).memory_info().rss
+            except psutil.Error:
+                return
+        self.peak_bytes = max(self.peak_bytes, value)
+
+    def stop(self) -> float | None:
+        """Stop sampling; return the peak in MB (None if the kernel never started)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        return round(self.peak_bytes / 2**20, 1) if self.peak_bytes else None
+
+
+class Progress:
+    """What a person watching the terminal (or a CI log) sees while the course runs.
+
+    A line when each notebook starts and finishes. Within a notebook, a tqdm bar over
+    its code cells on a terminal; without one (CI, a pipe), a bar would print ``\\r``
+    debris, so a plain line, at most every ``heartbeat`` seconds, says how far it got.
+    """
+
+    def __init__(self, stream: TextIO | None = None, heartbeat: float = 30.0):
+        self.stream = stream or sys.stderr
+        self.heartbeat = heartbeat
+        self.interactive = self.stream.isatty() and not os.environ.get("CI")
+        self._bar = None
+        self._name = ""
+        self._total = 0
+        self._done = 0
+        self._last_line = 0.0
+
+    def say(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def notebook_started(self, position: int, count: int, name: str, code_cells: int) -> None:
+        self._name, self._total, self._done = name, code_cells, 0
+        self._last_line = time.monotonic()
+        self.say(f"[{position}/{count}] {name}: running {code_cells} code cells")
+        if self.interactive:
+            from tqdm import tqdm
+
+            self._bar = tqdm(
+                total=code_cells, desc=name, unit="cell", file=self.stream, leave=False
+            )
+
+    def cell_finished(self, label: str) -> None:
+        self._done += 1
+        if self._bar is not None:
+            self._bar.update(1)
+        elif time.monotonic() - self._last_line >= self.heartbeat:
+            self._last_line = time.monotonic()
+            self.say(f"    {self._name}: {self._done}/{self._total} cells done, at {label}")
+
+    def notebook_finished(self, result: NotebookResult) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        memory = f", peak {result.peak_memory_mb:.0f} MB" if result.peak_memory_mb else ""
+        self.say(f"    {self._name}: {result.status} in {result.seconds:.1f} s{memory}")
+        if result.error:
+            self.say(f"    {describe_error(self._name, result.error)}")
+
+
+@dataclass
+class NotebookResult:
+    """One row of the report; ``error`` names the cell and the exception when it failed."""
+
+    status: str
+    seconds: float
+    peak_memory_mb: float | None
+    metrics: dict = field(default_factory=dict)
+    parameters: dict = field(default_factory=dict)
+    error: dict | None = None
+    executed: str | None = None
+    figures: list[str] = field(default_factory=list)
+
+
+def describe_error(name: str, error: dict) -> str:
+    """``03_x failed in cell 7 (`assert acc > 0.9`): AssertionError: ...`` for logs and reports."""
+    if error.get("cell") is not None:
+        where = f" in cell {error['cell']} (`{error.get('first_line', '')}`)"
+    elif error.get("injected"):
+        where = " in the injected parameters cell"
+    else:
+        where = ""
+    first = _first_line(error.get("message") or "")
+    message = f"{error['name']}: {first}" if first else error["name"]
+    verb = "was stopped" if error["name"] == "KeyboardInterrupt" else "failed"
+    return f"{name} {verb}{where}: {message}"
+
+
+def _first_line(text: str, width: int = 100) -> str:
+    """The first non-blank line, cut to ``width``: enough to recognise a cell or an error."""
+    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def save_figures(nb: nbformat.NotebookNode, folder: Path, offset: int | None = None) -> list[Path]:
+    """Write every PNG the notebook displayed (matplotlib figures, shown images) to ``folder``.
+
+    Files are named by the cell's index in the notebook as committed (``offset`` is
+    the injected cell's index, which shifts the cells after it), so a figure leads back
+    to the cell that drew it.
+    """
+    saved: list[Path] = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        original = index - 1 if offset is not None and index > offset else index
+        pngs = [
+            o.data["image/png"] for o in cell.get("outputs", []) if "image/png" in o.get("data", {})
+        ]
+        for k, png in enumerate(pngs):
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"cell{original:02d}_{k + 1}.png"
+            path.write_bytes(base64.b64decode(png))
+            saved.append(path)
+    return saved
+
+
+def kernel_environment(profile: str, metrics_file: Path) -> dict[str, str]:
+    """The kernel's environment: the caller's, plus the profile and where to record."""
+    env = dict(os.environ)
+    env[PROFILE_ENV] = profile
+    env[RESULTS_FILE_ENV] = str(metrics_file)
+    env["MPLBACKEND"] = INLINE_BACKEND
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return env
+
+
+def run_notebook(
+    path: Path,
+    out_dir: Path,
+    *,
+    profile: str,
+    parameters: dict[str, object] | None = None,
+    timeout: float | None = None,
+    progress: Progress | None = None,
+    position: tuple[int, int] = (1, 1),
+) -> NotebookResult:
+    """Execute one notebook in a fresh kernel; write its outputs to ``out_dir``.
+
+    Never raises for a failure inside the notebook (a failing cell, a dead kernel, a
+    timeout) or for Ctrl-C: the result says what failed where (status ``interrupted``
+    for Ctrl-C), and the executed notebook with the outputs up to the failure is
+    written, which is what one needs to debug it.
+
+    The cells run one by one under nbclient's synchronous ``setup_kernel`` rather than
+    ``NotebookClient.execute``: the latter installs its own SIGINT handler, which would
+    turn Ctrl-C into a dead kernel and let the run go on to the next notebook.
+    """
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    progress = progress or Progress()
+    parameters = dict(parameters or {})
+    name = path.stem
+    nb = read(path)
+    injected = inject_parameters(nb, parameters)
+    metrics_file = out_dir / f"{name}.metrics.jsonl"
+    metrics_file.unlink(missing_ok=True)
+    kernel_log = out_dir / f"{name}.kernel.log"
+    memory = PeakMemory()
+    client = NotebookClient(nb, timeout=timeout, resources={"metadata": {"path": str(path.parent)}})
+    client.on_notebook_start = lambda notebook: memory.watch(
+        getattr(client.km.provisioner, "pid", None)
+    )
+
+    code_cells = sum(1 for c in nb.cells if c.cell_type == "code" and c.source.strip())
+    progress.notebook_started(*position, name, code_cells)
+    error = None
+    status = "passed"
+    index = None
+    started = time.perf_counter()
+    try:
+        client.reset_execution_trackers()
+        with (
+            open(kernel_log, "wb") as log,
+            client.setup_kernel(
+                env=kernel_environment(profile, metrics_file), stdout=log, stderr=log
+            ),
+        ):
+            reply = client.wait_for_reply(client.kc.kernel_info())
+            nb.metadata["language_info"] = reply["content"]["language_info"]
+            for index, cell in enumerate(nb.cells):
+                try:
+                    client.execute_cell(cell, index, client.code_cells_executed + 1)
+                finally:
+                    memory.sample()  # the kernel is still alive, even after a failing cell
+                if cell.cell_type == "code" and cell.source.strip():
+                    progress.cell_finished(f"cell {index}: {_first_line(cell.source)}")
+            index = None
+            client.set_widgets_metadata()
+    except KeyboardInterrupt:
+        status = "interrupted"
+        error = {"name": "KeyboardInterrupt", "message": "stopped by Ctrl-C"}
+    except Exception as err:  # any failure is reported, whatever raised it
+        status = "failed"
+        error = {"name": type(err).__name__, "message": _first_line(str(err))}
+        if isinstance(err, CellExecutionError):
+            error.update(name=err.ename, message=err.evalue)
+    if error and index is not None:
+        error["execution_count"] = nb.cells[index].get("execution_count")
+        if index == injected:
+            error["injected"] = True
+        else:
+            error["cell"] = index - 1 if injected is not None and index > injected else index
+            error["first_line"] = _first_line(nb.cells[index].source)
+    seconds = round(time.perf_counter() - started, 2)
+    if kernel_log.exists() and kernel_log.stat().st_size == 0:
+        kernel_log.unlink()
+    elif error:
+        error["kernel_log"] = kernel_log.name
+    executed = out_dir / f"{name}.ipynb"
+    nbformat.write(nb, str(executed))
+    figures = save_figures(nb, out_dir / "figures" / name, injected)
+    result = NotebookResult(
+        status=status,
+        seconds=seconds,
+        peak_memory_mb=memory.stop(),
+        metrics=read_recorded(metrics_file),
+        parameters=parameters,
+        error=error,
+        executed=executed.name,
+        figures=[str(f.relative_to(out_dir)) for f in figures],
+    )
+    progress.notebook_finished(result)
+    return result
+
+
+# --- the whole run and its report -------------------------------------------------------------
+
+
+def _git_commit() -> str | None:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=project_root(),
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _device() -> dict:
+    """CPU and GPUs, found without configuring anything (the kernels do that)."""
+    from helpers.devices import _cpu_name
+
+    device = {"cpu": _cpu_name(), "cpu_cores": os.cpu_count(), "gpus": []}
+    try:
+        import tensorflow as tf
+
+        for gpu in tf.config.list_physical_devices("GPU"):
+            details = tf.config.experimental.get_device_details(gpu)
+            device["gpus"].append(details.get("device_name", gpu.name))
+    except ImportError:
+        device["gpus"] = None
+    return device
+
+
+def _version(module: str) -> str | None:
+    try:
+        return __import__(module).__version__
+    except ImportError:
+        return None
+
+
+def environment(profile: str, seed: object, command: list[str] | None = None) -> dict:
+    """What a reader needs to reproduce the run or explain a difference between two runs."""
+    return {
+        "python": platform.python_version(),
+        "tensorflow": _version("tensorflow"),
+        "keras": _version("keras"),
+        "numpy": _version("numpy"),
+        "platform": platform.platform(),
+        "device": _device(),
+        "profile": profile,
+        "seed": seed,
+        "git_commit": _git_commit(),
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": shlex.join(command) if command is not None else None,
+    }
+
+
+def _fmt(value: object) -> str:
+    """A table cell: four significant digits, but whole seconds or MB past a thousand."""
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+    return str(value)
+
+
+def _table(header: list[str], rows: list[list[object]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_fmt(v).replace("|", "\\|") for v in row) + " |" for row in rows]
+    return lines
+
+
+def results_markdown(report: dict) -> str:
+    """``results.md``: the notebooks, their metrics, failures and environment as tables."""
+    env = report["environment"]
+    notebooks = report["notebooks"]
+    lines = [f"# Course run: profile {env['profile']}, started {env['started']}", ""]
+    lines += _table(
+        ["notebook", "status", "seconds", "peak memory (MB)", "metrics recorded"],
+        [
+            [name, r["status"], r["seconds"], r["peak_memory_mb"], len(r["metrics"])]
+            for name, r in notebooks.items()
+        ],
+    )
+    metric_rows = [
+        [name, metric, value]
+        for name, r in notebooks.items()
+        for metric, value in r["metrics"].items()
+    ]
+    if metric_rows:
+        lines += ["", "## Metrics", ""] + _table(["notebook", "metric", "value"], metric_rows)
+    failures = [describe_error(n, r["error"]) for n, r in notebooks.items() if r.get("error")]
+    if failures:
+        lines += ["", "## Failures", ""] + [f"- {f}" for f in failures]
+    given = [
+        [n, ", ".join(f"{k}={v!r}" for k, v in r["parameters"].items())]
+        for n, r in notebooks.items()
+        if r.get("parameters")
+    ]
+    if given:
+        lines += ["", "## Parameters given", ""] + _table(["notebook", "parameters"], given)
+    env_rows = [[k, json.dumps(v) if isinstance(v, (dict, list)) else v] for k, v in env.items()]
+    lines += ["", "## Environment", ""] + _table(["key", "value"], env_rows)
+    return "\n".join(lines) + "\n"
+
+
+def write_report(out_dir: Path, report: dict) -> None:
+    """Write ``results.json`` and ``results.md`` atomically: never half a report."""
+    write_atomic(out_dir / RESULTS_JSON, (json.dumps(report, indent=2) + "\n").encode())
+    write_atomic(out_dir / RESULTS_MD, results_markdown(report).encode())
+
+
+def default_out_dir(profile: str) -> Path:
+    """A new folder ``runs/<UTC time>-<profile>`` in the project (git ignores runs/)."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    base = project_root() / "runs" / f"{stamp}-{profile}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+def run_course(
+    notebooks: list[Path],
+    out_dir: Path | None = None,
+    *,
+    profile: str | None = None,
+    parameters: dict[str, object] | None = None,
+    stop_on_error: bool = False,
+    timeout: float | None = None,
+    progress: Progress | None = None,
+    command: list[str] | None = None,
+) -> tuple[Path, dict]:
+    """Run ``notebooks`` in order; return the output folder and the report.
+
+    Refuses unknown knobs before starting any kernel. A failing notebook is reported
+    and the run goes on with the next one unless ``stop_on_error``. The report on disk
+    is brought up to date after every notebook (and on Ctrl-C).
+    """
+    profile = get_profile(profile).name
+    parameters = dict(parameters or {})
+    per_notebook = split_parameters(notebooks, parameters)
+    out_dir = Path(out_dir) if out_dir else default_out_dir(profile)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    progress = progress or Progress()
+    seed = parameters.get("SEED", DEFAULT_SEED)
+    report = {"notebooks": {}, "environment": environment(profile, seed, command)}
+    write_report(out_dir, report)
+    progress.say(f"Running {len(notebooks)} notebook(s), profile {profile}, into {out_dir}")
+    for position, path in enumerate(notebooks, start=1):
+        result = run_notebook(
+            path,
+            out_dir,
+            profile=profile,
+            parameters=per_notebook[path],
+            timeout=timeout,
+            progress=progress,
+            position=(position, len(notebooks)),
+        )
+        report["notebooks"][path.stem] = asdict(result)
+        write_report(out_dir, report)
+        if result.status == "interrupted":
+            raise KeyboardInterrupt
+        if result.status != "passed" and stop_on_error:
+            progress.say("Stopping at the first failure (--stop-on-error).")
+            break
+    return out_dir, report
+
+
+def failed(report: dict) -> list[str]:
+    """The notebooks that did not pass."""
+    return [name for name, r in report["notebooks"].items() if r["status"] != "passed"]
+
+
+# --- comparing two runs -----------------------------------------------------------------------
+
+
+def load_report(run: str | Path) -> dict:
+    """The report of a run, given its folder or its ``results.json``."""
+    path = Path(run)
+    if path.is_dir():
+        path = path / RESULTS_JSON
+    if not path.is_file():
+        raise RunnerError(f"no {RESULTS_JSON} at {path}: is it a folder written by helpers run?")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _change(a: object, b: object) -> tuple[object, str]:
+    if a is None or b is None:
+        return None, "only in " + ("B" if a is None else "A")
+    if _is_number(a) and _is_number(b):
+        delta = b - a
+        relative = f"{delta / abs(a):+.1%}" if a else ("0%" if b == a else "—")
+        return (f"{delta:+.4g}" if isinstance(delta, float) else f"{delta:+d}"), relative
+    return None, "same" if a == b else "changed"
+
+
+def compare_runs(run_a: str | Path, run_b: str | Path) -> str:
+    """Markdown tables of what changed from run A to run B: statuses, times, metrics.
+
+    Notebooks and metrics present in only one run are listed too, so a notebook that
+    stopped recording a metric shows up instead of silently disappearing.
+    """
+    a, b = load_report(run_a), load_report(run_b)
+    na, nb = a["notebooks"], b["notebooks"]
+    names = list(na) + [n for n in nb if n not in na]
+    lines = [f"# Run A: {run_a}", f"# Run B: {run_b}", ""]
+    for key in ("profile", "seed", "git_commit", "tensorflow", "keras"):
+        va, vb = a["environment"].get(key), b["environment"].get(key)
+        if va != vb:
+            lines.append(f"- {key} differs: A {_fmt(va)}, B {_fmt(vb)}")
+    notebook_rows = []
+    metric_rows = []
+    for name in names:
+        ra, rb = na.get(name, {}), nb.get(name, {})
+        sa, sb = ra.get("status", "absent"), rb.get("status", "absent")
+        notebook_rows.append(
+            [
+                name,
+                sa,
+                sb,
+                "same" if sa == sb else f"{sa} -> {sb}",
+                ra.get("seconds"),
+                rb.get("seconds"),
+                ra.get("peak_memory_mb"),
+                rb.get("peak_memory_mb"),
+            ]
+        )
+        ma, mb = ra.get("metrics", {}), rb.get("metrics", {})
+        for metric in list(ma) + [m for m in mb if m not in ma]:
+            va, vb = ma.get(metric), mb.get(metric)
+            metric_rows.append([name, metric, va, vb, *_change(va, vb)])
+    lines += ["", "## Notebooks", ""]
+    lines += _table(
+        ["notebook", "A", "B", "status change", "A seconds", "B seconds", "A peak MB", "B peak MB"],
+        notebook_rows,
+    )
+    lines += ["", "## Metrics", ""]
+    if metric_rows:
+        lines += _table(["notebook", "metric", "A", "B", "change", "relative"], metric_rows)
+    else:
+        lines.append("Neither run recorded a metric.")
+    return "\n".join(lines) + "\n"
