@@ -1,0 +1,590 @@
+"""Export the catalog's labels to the common formats, and import them back.
+
+Formats and what each holds:
+
+=================  ===============================================  ======================
+format             layout                                           labels
+=================  ===============================================  ======================
+class folders      ``root/[split/]<class>/<file>``                  one class per image
+CSV                ``labels.csv`` + ``images/``                     class labels or boxes
+COCO JSON          ``annotations.json`` + ``images/``               boxes
+YOLO txt           ``images/``, ``labels/<stem>.txt``, classes.txt  boxes
+Pascal VOC XML     ``JPEGImages/``, ``Annotations/<stem>.xml``      boxes
+=================  ===============================================  ======================
+
+Coordinate conventions (the catalog stores pixel corners, ``x0 <= x < x1``):
+
+- COCO ``bbox`` is ``[x, y, width, height]`` in pixels, ``x = x0``, ``width = x1 - x0``;
+- YOLO is ``class cx cy w h``, centre and size divided by the image size, in [0, 1];
+- VOC ``xmin ymin xmax ymax`` are 1-based pixel indices, inclusive: ``xmin = x0 + 1``,
+  ``xmax = x1`` (a one-pixel box at column 0 is ``xmin = xmax = 1``).
+
+Category ids come from one mapping, :func:`category_index` (catalog class order,
+from 0): YOLO uses it as is, COCO adds 1 because COCO ids start at 1 (0 is
+background to many detectors). Exported boxes are clipped to the image.
+
+Files are named by content hash (``<sha256>.<ext>``), so an import finds the image an
+export wrote and a round trip through any format keeps every label. Every import
+parses and checks all of its input (images decode, classes known, boxes inside the
+image with positive area) before it writes anything: bad input raises
+:class:`CatalogError` and leaves the catalog unchanged.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from helpers.catalog import SPLITS, Catalog, CatalogError, inspect_image
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+def category_index(catalog: Catalog) -> dict[str, int]:
+    """``{class name: id}`` from 0 in catalog order; the one source of category ids."""
+    return {name: k for k, name in enumerate(catalog.classes())}
+
+
+def _num(v: float) -> float | int:
+    v = round(float(v), 4)
+    return int(v) if v.is_integer() else v
+
+
+def _safe_class_dir(name: str) -> str:
+    if name in (".", "..") or "/" in name or "\\" in name or name.startswith("."):
+        raise CatalogError(
+            f"class {name!r} cannot be a folder name; rename it (no slashes, no leading dot)"
+        )
+    return name
+
+
+def _copy_image(catalog: Catalog, image_id: int, folder: Path) -> str:
+    src = catalog.image_path(image_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / src.name
+    if not target.exists():
+        shutil.copyfile(src, target)
+    return src.name
+
+
+def _class_labels(catalog: Catalog, annotator: str) -> dict[int, dict]:
+    return {
+        r["image_id"]: r
+        for r in catalog.labels(annotator)
+        if r["class_name"] is not None and r["status"] in ("labeled", "unsure")
+    }
+
+
+def _clipped(box: dict, width: int, height: int) -> tuple[float, float, float, float]:
+    x0, x1 = (min(max(float(box[k]), 0.0), width) for k in ("x0", "x1"))
+    y0, y1 = (min(max(float(box[k]), 0.0), height) for k in ("y0", "y1"))
+    return x0, y0, x1, y1
+
+
+def _boxed_images(catalog: Catalog, annotator: str | None, image_ids) -> dict[int, list[dict]]:
+    boxes: dict[int, list[dict]] = {}
+    for b in catalog.boxes(annotator=annotator):
+        boxes.setdefault(b["image_id"], []).append(b)
+    if image_ids is not None:
+        keep = [int(i) for i in image_ids]
+        return {i: boxes.get(i, []) for i in keep}
+    return boxes
+
+
+# -- reading and checking input -------------------------------------------------------
+
+
+def _read_image(path: Path) -> tuple[bytes, dict]:
+    if not path.is_file():
+        raise CatalogError(f"image file {path} is missing; nothing was imported")
+    data = path.read_bytes()
+    try:
+        info = inspect_image(data)
+    except CatalogError as exc:
+        raise CatalogError(f"{path}: {exc}; nothing was imported") from exc
+    return data, info
+
+
+def _check_classes(names, allowed: list[str] | None, where: str) -> None:
+    if allowed is None:
+        return
+    unknown = sorted(set(names) - set(allowed))
+    if unknown:
+        raise CatalogError(
+            f"{where} uses classes {unknown} that are not in {allowed}; add them or fix the"
+            " file; nothing was imported"
+        )
+
+
+def _check_box(box, info: dict, where: str, clip: bool):
+    name, x0, y0, x1, y1 = box
+    w, h = info["width"], info["height"]
+    if clip:
+        x0, x1 = min(max(x0, 0.0), w), min(max(x1, 0.0), w)
+        y0, y1 = min(max(y0, 0.0), h), min(max(y1, 0.0), h)
+    if not (x1 > x0 and y1 > y0):
+        raise CatalogError(f"{where}: box {box[1:]} has zero area; nothing was imported")
+    if x0 < 0 or y0 < 0 or x1 > w or y1 > h:
+        raise CatalogError(
+            f"{where}: box {box[1:]} lies outside the {w}x{h} image; fix it or pass"
+            " clip=True; nothing was imported"
+        )
+    return (name, x0, y0, x1, y1)
+
+
+def _write(
+    catalog: Catalog,
+    plan: list[dict],
+    annotator: str,
+    dataset: str | None,
+    new_classes: list[str],
+    source: str = "import",
+) -> dict[int, dict]:
+    """Apply a checked import plan; return {image_id: entry} for what was written."""
+    if new_classes:
+        missing = [c for c in dict.fromkeys(new_classes) if c not in catalog.classes()]
+        if missing:
+            catalog.set_classes(missing)
+    written = {}
+    for entry in plan:
+        image_id, _ = catalog.add_image_bytes(
+            entry["data"], dataset=dataset, source=source, original_name=entry["name"]
+        )
+        if entry.get("class_name") is not None:
+            catalog.set_label(
+                image_id,
+                entry["class_name"],
+                annotator=annotator,
+                status=entry.get("status") or "labeled",
+                source="import",
+            )
+        existing = {
+            (b["class_name"], b["x0"], b["y0"], b["x1"], b["y1"])
+            for b in catalog.boxes(image_id, annotator=annotator)
+        }
+        for name, x0, y0, x1, y1 in entry.get("boxes", []):
+            if (name, x0, y0, x1, y1) not in existing:  # importing twice adds nothing
+                catalog.add_box(
+                    image_id, name, x0, y0, x1, y1, annotator=annotator, source="import"
+                )
+        written[image_id] = entry
+    splits = {i: e["split"] for i, e in written.items() if e.get("split")}
+    if splits:
+        catalog.set_splits(splits)
+    return written
+
+
+# -- class folders --------------------------------------------------------------------
+
+
+def export_class_folders(
+    catalog: Catalog,
+    root,
+    annotator: str,
+    *,
+    by_split: bool = False,
+    classes: list[str] | None = None,
+) -> Path:
+    """Copy each labeled image to ``root/<class>/`` (or ``root/<split>/<class>/``).
+
+    The layout ``keras.utils.image_dataset_from_directory`` and ``flow_from_directory``
+    read. Every class gets a folder, even an empty one, so class indices stay the same.
+    ``classes`` (default: all catalog classes) limits the export to one task's classes
+    when a catalog holds several; a label of another class is then an error.
+    """
+    root = Path(root)
+    labels = _class_labels(catalog, annotator)
+    classes = catalog.classes() if classes is None else list(classes)
+    unknown = sorted({r["class_name"] for r in labels.values()} - set(classes))
+    if unknown:
+        raise CatalogError(f"{annotator!r} has labels of classes {unknown} outside {classes}")
+    splits = catalog.splits()
+    if by_split and any(i not in splits for i in labels):
+        raise CatalogError("some labeled images have no split; run split_catalog first")
+    for name in classes:
+        for part in SPLITS if by_split else [""]:
+            (root / part / _safe_class_dir(name)).mkdir(parents=True, exist_ok=True)
+    for image_id, row in labels.items():
+        folder = root / (splits[image_id] if by_split else "") / row["class_name"]
+        _copy_image(catalog, image_id, folder)
+    return root
+
+
+def import_class_folders(
+    catalog: Catalog,
+    root,
+    *,
+    annotator: str = "import",
+    dataset: str | None = None,
+    classes: list[str] | None = None,
+) -> dict[int, str]:
+    """Import ``root/<class>/<image>`` (or ``root/<split>/<class>/<image>``); return labels."""
+    root = Path(root)
+    if not root.is_dir():
+        raise CatalogError(f"{root} is not a folder of class folders")
+    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    by_split = bool(subdirs) and {p.name for p in subdirs} <= set(SPLITS)
+    plan = []
+    class_names: list[str] = []
+    for top in subdirs:
+        for class_dir in sorted(top.iterdir()) if by_split else [top]:
+            if not class_dir.is_dir():
+                continue
+            class_names.append(class_dir.name)
+            for f in sorted(class_dir.iterdir()):
+                if f.suffix.lower() in IMAGE_SUFFIXES:
+                    data, _ = _read_image(f)
+                    split = top.name if by_split else None
+                    plan.append(
+                        {"data": data, "name": f.name, "class_name": class_dir.name, "split": split}
+                    )
+    if not class_names:
+        raise CatalogError(f"{root} holds no class folders; expected root/<class>/<image>")
+    _check_classes(class_names, classes, str(root))
+    written = _write(catalog, plan, annotator, dataset, sorted(set(class_names)))
+    return {i: e["class_name"] for i, e in written.items()}
+
+
+# -- CSV ------------------------------------------------------------------------------
+
+LABEL_COLUMNS = ["file", "sha256", "width", "height", "class", "status", "split"]
+BOX_COLUMNS = ["file", "sha256", "width", "height", "class", "x0", "y0", "x1", "y1", "split"]
+
+
+def export_csv(catalog: Catalog, path, annotator: str, *, kind: str = "labels") -> Path:
+    """Write class labels (``kind="labels"``) or boxes (``"boxes"``, pixel corners) as CSV.
+
+    Images are copied to ``images/`` next to the file; ``file`` is relative to it.
+    """
+    path = Path(path)
+    if kind not in ("labels", "boxes"):
+        raise ValueError(f"kind must be 'labels' or 'boxes', not {kind!r}")
+    folder = path.parent / "images"
+    splits = catalog.splits()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        if kind == "labels":
+            writer.writerow(LABEL_COLUMNS)
+            for image_id, row in _class_labels(catalog, annotator).items():
+                img = catalog.image(image_id)
+                name = _copy_image(catalog, image_id, folder)
+                writer.writerow(
+                    [
+                        f"images/{name}",
+                        img["sha256"],
+                        img["width"],
+                        img["height"],
+                        row["class_name"],
+                        row["status"],
+                        splits.get(image_id, ""),
+                    ]
+                )
+        else:
+            writer.writerow(BOX_COLUMNS)
+            for image_id, boxes in _boxed_images(catalog, annotator, None).items():
+                img = catalog.image(image_id)
+                name = _copy_image(catalog, image_id, folder)
+                for b in boxes:
+                    x0, y0, x1, y1 = _clipped(b, img["width"], img["height"])
+                    writer.writerow(
+                        [
+                            f"images/{name}",
+                            img["sha256"],
+                            img["width"],
+                            img["height"],
+                            b["class_name"],
+                            _num(x0),
+                            _num(y0),
+                            _num(x1),
+                            _num(y1),
+                            splits.get(image_id, ""),
+                        ]
+                    )
+    return path
+
+
+def import_csv(
+    catalog: Catalog,
+    path,
+    *,
+    annotator: str = "import",
+    dataset: str | None = None,
+    classes: list[str] | None = None,
+    clip: bool = False,
+) -> int:
+    """Import a CSV written by :func:`export_csv` (labels or boxes); return rows imported."""
+    path = Path(path)
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        raise CatalogError(f"{path} has no rows; nothing was imported")
+    header = set(rows[0])
+    is_boxes = {"x0", "y0", "x1", "y1"} <= header
+    need = set(BOX_COLUMNS if is_boxes else LABEL_COLUMNS) - {"sha256", "split", "status"}
+    if not need <= header:
+        raise CatalogError(f"{path} lacks columns {sorted(need - header)}")
+    _check_classes([r["class"] for r in rows], classes, str(path))
+    plan: dict[str, dict] = {}
+    for n, r in enumerate(rows, start=2):
+        f = path.parent / r["file"]
+        if r["file"] not in plan:
+            data, info = _read_image(f)
+            plan[r["file"]] = {
+                "data": data,
+                "info": info,
+                "name": f.name,
+                "boxes": [],
+                "split": r.get("split") or None,
+            }
+        entry = plan[r["file"]]
+        if entry["split"] and entry["split"] not in SPLITS:
+            raise CatalogError(f"{path} line {n}: unknown split {entry['split']!r}")
+        if is_boxes:
+            box = (r["class"], *(float(r[k]) for k in ("x0", "y0", "x1", "y1")))
+            entry["boxes"].append(_check_box(box, entry["info"], f"{path} line {n}", clip))
+        else:
+            status = r.get("status") or "labeled"
+            if status not in ("labeled", "unsure"):
+                raise CatalogError(f"{path} line {n}: status must be labeled or unsure")
+            entry["class_name"], entry["status"] = r["class"], status
+    _write(catalog, list(plan.values()), annotator, dataset, [r["class"] for r in rows])
+    return len(rows)
+
+
+# -- COCO -----------------------------------------------------------------------------
+
+
+def export_coco(catalog: Catalog, path, annotator: str | None = None, image_ids=None) -> Path:
+    """Write boxes as COCO detection JSON (``bbox = [x, y, w, h]`` pixels, ids from 1)."""
+    path = Path(path)
+    index = category_index(catalog)
+    folder = path.parent / "images"
+    out = {
+        "info": {"description": f"exported from {catalog.db_path.name}"},
+        "images": [],
+        "annotations": [],
+        "categories": [{"id": k + 1, "name": n, "supercategory": ""} for n, k in index.items()],
+    }
+    for image_id, boxes in _boxed_images(catalog, annotator, image_ids).items():
+        img = catalog.image(image_id)
+        name = _copy_image(catalog, image_id, folder)
+        out["images"].append(
+            {
+                "id": image_id,
+                "file_name": f"images/{name}",
+                "width": img["width"],
+                "height": img["height"],
+            }
+        )
+        for b in boxes:
+            x0, y0, x1, y1 = _clipped(b, img["width"], img["height"])
+            out["annotations"].append(
+                {
+                    "id": len(out["annotations"]) + 1,
+                    "image_id": image_id,
+                    "category_id": index[b["class_name"]] + 1,
+                    "bbox": [_num(x0), _num(y0), _num(x1 - x0), _num(y1 - y0)],
+                    "area": _num((x1 - x0) * (y1 - y0)),
+                    "iscrowd": 0,
+                }
+            )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=1), encoding="utf-8")
+    return path
+
+
+def import_coco(
+    catalog: Catalog,
+    path,
+    *,
+    annotator: str = "import",
+    dataset: str | None = None,
+    classes: list[str] | None = None,
+    clip: bool = False,
+) -> int:
+    """Import COCO detection JSON (images next to it by ``file_name``); return boxes imported."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        categories = {int(c["id"]): str(c["name"]) for c in doc["categories"]}
+        images = {int(i["id"]): i for i in doc["images"]}
+        annotations = doc.get("annotations", [])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CatalogError(f"{path} is not COCO JSON ({exc}); nothing was imported") from exc
+    _check_classes(categories.values(), classes, str(path))
+    plan = {}
+    for image_id, meta in images.items():
+        data, info = _read_image(path.parent / meta["file_name"])
+        plan[image_id] = {
+            "data": data,
+            "info": info,
+            "name": Path(meta["file_name"]).name,
+            "boxes": [],
+        }
+    for a in annotations:
+        where = f"{path} annotation {a.get('id')}"
+        if a["category_id"] not in categories:
+            raise CatalogError(f"{where}: unknown category id {a['category_id']}")
+        if a["image_id"] not in plan:
+            raise CatalogError(f"{where}: unknown image id {a['image_id']}")
+        x, y, w, h = (float(v) for v in a["bbox"])
+        box = (categories[a["category_id"]], x, y, x + w, y + h)
+        entry = plan[a["image_id"]]
+        entry["boxes"].append(_check_box(box, entry["info"], where, clip))
+    ordered = [categories[k] for k in sorted(categories)]
+    _write(catalog, list(plan.values()), annotator, dataset, ordered)
+    return len(annotations)
+
+
+# -- YOLO -----------------------------------------------------------------------------
+
+
+def export_yolo(catalog: Catalog, root, annotator: str | None = None, image_ids=None) -> Path:
+    """Write ``images/``, ``labels/<stem>.txt`` (``k cx cy w h``, normalised) and classes.txt.
+
+    An image with no boxes gets an empty label file: YOLO's way of saying "no objects".
+    """
+    root = Path(root)
+    index = category_index(catalog)
+    (root / "labels").mkdir(parents=True, exist_ok=True)
+    (root / "classes.txt").write_text("\n".join(index) + "\n", encoding="utf-8")
+    names = "".join(f"  {k}: {json.dumps(n)}\n" for n, k in index.items())
+    (root / "data.yaml").write_text(f"path: .\ntrain: images\nval: images\nnames:\n{names}")
+    for image_id, boxes in _boxed_images(catalog, annotator, image_ids).items():
+        img = catalog.image(image_id)
+        name = _copy_image(catalog, image_id, root / "images")
+        w, h = img["width"], img["height"]
+        lines = []
+        for b in boxes:
+            x0, y0, x1, y1 = _clipped(b, w, h)
+            cx, cy, bw, bh = (x0 + x1) / 2 / w, (y0 + y1) / 2 / h, (x1 - x0) / w, (y1 - y0) / h
+            lines.append(f"{index[b['class_name']]} {cx:.8f} {cy:.8f} {bw:.8f} {bh:.8f}")
+        (root / "labels" / f"{Path(name).stem}.txt").write_text(
+            "".join(line + "\n" for line in lines)
+        )
+    return root
+
+
+def import_yolo(
+    catalog: Catalog,
+    root,
+    *,
+    annotator: str = "import",
+    dataset: str | None = None,
+    classes: list[str] | None = None,
+) -> int:
+    """Import a YOLO folder (``classes.txt``, ``images/``, ``labels/``); return boxes imported."""
+    root = Path(root)
+    class_file = root / "classes.txt"
+    if not class_file.is_file():
+        raise CatalogError(f"{class_file} is missing: YOLO ids mean nothing without class names")
+    names = [line.strip() for line in class_file.read_text().splitlines() if line.strip()]
+    _check_classes(names, classes, str(class_file))
+    images = {p.stem: p for p in (root / "images").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+    plan, count = [], 0
+    for label_file in sorted((root / "labels").glob("*.txt")):
+        if label_file.stem not in images:
+            raise CatalogError(f"{label_file} has no image {label_file.stem}.* in {root}/images")
+        data, info = _read_image(images[label_file.stem])
+        entry = {"data": data, "name": images[label_file.stem].name, "boxes": []}
+        for n, line in enumerate(label_file.read_text().splitlines(), start=1):
+            if not line.strip():
+                continue
+            where = f"{label_file} line {n}"
+            parts = line.split()
+            if len(parts) != 5:
+                raise CatalogError(f"{where}: expected 'class cx cy w h', got {line!r}")
+            k, (cx, cy, bw, bh) = int(parts[0]), (float(v) for v in parts[1:])
+            if not 0 <= k < len(names):
+                raise CatalogError(f"{where}: class id {k} is not in classes.txt")
+            if not all(0.0 <= v <= 1.0 for v in (cx, cy, bw, bh)):
+                raise CatalogError(f"{where}: YOLO values must be normalised to [0, 1]")
+            w, h = info["width"], info["height"]
+            box = (
+                names[k],
+                (cx - bw / 2) * w,
+                (cy - bh / 2) * h,
+                (cx + bw / 2) * w,
+                (cy + bh / 2) * h,
+            )
+            entry["boxes"].append(_check_box(box, info, where, clip=True))
+            count += 1
+        plan.append(entry)
+    _write(catalog, plan, annotator, dataset, names)
+    return count
+
+
+# -- Pascal VOC -----------------------------------------------------------------------
+
+
+def export_voc(catalog: Catalog, root, annotator: str | None = None, image_ids=None) -> Path:
+    """Write ``JPEGImages/`` and one ``Annotations/<stem>.xml`` per image (1-based corners)."""
+    root = Path(root)
+    (root / "Annotations").mkdir(parents=True, exist_ok=True)
+    for image_id, boxes in _boxed_images(catalog, annotator, image_ids).items():
+        img = catalog.image(image_id)
+        name = _copy_image(catalog, image_id, root / "JPEGImages")
+        ann = ET.Element("annotation")
+        ET.SubElement(ann, "folder").text = "JPEGImages"
+        ET.SubElement(ann, "filename").text = name
+        size = ET.SubElement(ann, "size")
+        depth = 1 if img["mode"] in ("L", "1", "I;16", "I", "F") else 3
+        for tag, value in (("width", img["width"]), ("height", img["height"]), ("depth", depth)):
+            ET.SubElement(size, tag).text = str(value)
+        for b in boxes:
+            x0, y0, x1, y1 = _clipped(b, img["width"], img["height"])
+            obj = ET.SubElement(ann, "object")
+            ET.SubElement(obj, "name").text = b["class_name"]
+            ET.SubElement(obj, "pose").text = "Unspecified"
+            ET.SubElement(obj, "truncated").text = "0"
+            ET.SubElement(obj, "difficult").text = "0"
+            bnd = ET.SubElement(obj, "bndbox")
+            for tag, value in (("xmin", x0 + 1), ("ymin", y0 + 1), ("xmax", x1), ("ymax", y1)):
+                ET.SubElement(bnd, tag).text = str(_num(value))
+        ET.ElementTree(ann).write(root / "Annotations" / f"{Path(name).stem}.xml", encoding="utf-8")
+    return root
+
+
+def import_voc(
+    catalog: Catalog,
+    root,
+    *,
+    annotator: str = "import",
+    dataset: str | None = None,
+    classes: list[str] | None = None,
+    clip: bool = False,
+) -> int:
+    """Import a Pascal VOC folder (``Annotations/*.xml`` + ``JPEGImages/``); return boxes."""
+    root = Path(root)
+    plan, names, count = [], [], 0
+    for xml_file in sorted((root / "Annotations").glob("*.xml")):
+        try:
+            ann = ET.parse(xml_file).getroot()
+            filename = ann.findtext("filename")
+            objects = [
+                (
+                    o.findtext("name"),
+                    *(
+                        float(o.find("bndbox").findtext(t))
+                        for t in ("xmin", "ymin", "xmax", "ymax")
+                    ),
+                )
+                for o in ann.findall("object")
+            ]
+        except (ET.ParseError, AttributeError, TypeError, ValueError) as exc:
+            raise CatalogError(f"{xml_file} is not Pascal VOC XML ({exc})") from exc
+        data, info = _read_image(root / "JPEGImages" / filename)
+        entry = {"data": data, "name": filename, "boxes": []}
+        for name, xmin, ymin, xmax, ymax in objects:
+            box = (name, xmin - 1, ymin - 1, xmax, ymax)
+            entry["boxes"].append(_check_box(box, info, str(xml_file), clip))
+            names.append(name)
+            count += 1
+        plan.append(entry)
+    _check_classes(names, classes, str(root))
+    _write(catalog, plan, annotator, dataset, names)
+    return count
