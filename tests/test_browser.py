@@ -1,0 +1,300 @@
+"""The labeling widgets, used as a person uses them: in JupyterLab, in a real browser.
+
+Widgets that work when driven from Python can still fail where people use them: the
+front-end extension missing, JupyterLab swallowing a keyboard shortcut (or acting on
+it too: "1" turns a cell into a heading), an image that never shows, a box stored in
+screen pixels instead of image pixels. So this test starts JupyterLab on 127.0.0.1,
+opens tests/browser/annotate.ipynb in headless Chromium, runs it, then clicks class
+buttons, presses the shortcut keys, uses undo and skip and drags boxes with the mouse,
+and finally opens the catalog from this process and checks it holds exactly those
+labels and boxes. Screenshots of the widgets go to test-artifacts/browser/.
+
+It needs Debian's ``chromium`` (``apt-get install -y chromium``; .ci/run installs it).
+Without it the test is skipped with the reason, except under CI (``$CI`` set), where
+it fails: a CI run must not pass without having looked at the widgets.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from helpers.catalog import Catalog
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from browser.lab import (  # noqa: E402
+    BrowserUnavailable,
+    JupyterLabServer,
+    find_chromium,
+    launch_chromium,
+    open_and_run_notebook,
+)
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK = Path(__file__).resolve().parent / "browser" / "annotate.ipynb"
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+ANNOTATOR = "browser-tester"  # the name annotate.ipynb labels under
+OBJECT_COLOUR = (230, 180, 40)  # the flat rectangle in each generated scene
+ACTIVE = re.compile(r"\bmod-active\b")  # a pressed ToggleButton
+WAIT_MS = 20_000  # one click's round trip to the kernel and back, on a busy 2-core box
+
+
+def unavailable(reason: str):
+    """Skip on a developer's machine; fail under CI, where the browser must be there."""
+    if os.environ.get("CI"):
+        pytest.fail(f"browser test cannot run under CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """JupyterLab plus Chromium with annotate.ipynb open and run; torn down after the module.
+
+    The notebook is copied into a temporary server root, so JupyterLab's autosave never
+    writes outputs into the repository, and COURSE_DATA_DIR points the kernel at a
+    fresh catalog folder that this process opens afterwards.
+    """
+    try:
+        from playwright.sync_api import sync_playwright
+
+        chromium = find_chromium()
+        missing = None
+    except ImportError:
+        missing = "Playwright for Python is missing: pip install -r requirements.txt"
+    except BrowserUnavailable as exc:
+        missing = str(exc)
+    if missing:
+        unavailable(missing)
+
+    work = tmp_path_factory.mktemp("browser")
+    server_root = work / "lab"
+    server_root.mkdir()
+    shutil.copy(NOTEBOOK, server_root / NOTEBOOK.name)
+    catalog_dir = work / "catalog"
+    env = {"COURSE_DATA_DIR": str(catalog_dir), "COURSE_PROFILE": "smoke"}
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    console: list[str] = []
+    with JupyterLabServer(server_root, work / "jupyter", env) as server, sync_playwright() as pw:
+        browser = launch_chromium(pw, chromium)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+            page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
+            try:
+                open_and_run_notebook(page, server, NOTEBOOK.name)
+            except Exception as exc:
+                page.screenshot(path=str(ARTIFACTS / "jupyterlab-failed.png"))
+                raise AssertionError(
+                    f"{exc}\n\nbrowser console:\n"
+                    + "\n".join(console[-30:])
+                    + f"\n\nserver log:\n{server.log_tail()}"
+                ) from exc
+            yield SimpleNamespace(
+                page=page, catalog_dir=catalog_dir, server=server, console=console
+            )
+            page.screenshot(path=str(ARTIFACTS / "jupyterlab.png"))
+        finally:
+            (ARTIFACTS / "browser-console.log").write_text("\n".join(console) + "\n")
+            browser.close()
+        # One notebook, one kernel: a second would mean a kernel dialog or a restart
+        # happened behind the test's back. Leaving the block stops the server and it.
+        assert len(server.api("/api/kernels")) == 1
+
+
+def assert_no_page_errors(lab) -> None:
+    """An uncaught exception in a widget's JavaScript is a bug even if the clicks worked."""
+    errors = [line for line in lab.console if line.startswith("pageerror:")]
+    assert not errors, "\n".join(errors)
+
+
+def open_catalog(lab) -> Catalog:
+    return Catalog(lab.catalog_dir)
+
+
+def cell_kinds(page) -> list[str]:
+    """The notebook's cells by type: changes if JupyterLab also acted on a widget's key."""
+    return page.eval_on_selector_all(
+        ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell",
+        "els => els.map(e => e.classList.contains('jp-CodeCell') ? 'code' : 'markdown')",
+    )
+
+
+def shown_image(locator) -> dict:
+    """Natural and on-screen size of an <img> once it has loaded."""
+    locator.wait_for(state="visible", timeout=WAIT_MS)
+    locator.page.wait_for_function(
+        "el => el.complete && el.naturalWidth > 0", arg=locator.element_handle(), timeout=WAIT_MS
+    )
+    return locator.evaluate(
+        "el => ({natural: [el.naturalWidth, el.naturalHeight],"
+        " shown: [el.getBoundingClientRect().width, el.getBoundingClientRect().height]})"
+    )
+
+
+def screenshot(locator, name: str) -> Path:
+    path = ARTIFACTS / name
+    locator.screenshot(path=str(path))
+    print(f"screenshot: {path}")
+    return path
+
+
+def test_class_annotator_by_clicks_and_keys(lab):
+    from playwright.sync_api import expect
+
+    page = lab.page
+    with open_catalog(lab) as catalog:
+        ids = [row["id"] for row in catalog.images(dataset="digits")]
+        first = catalog.image(ids[0])
+    assert len(ids) == 5, f"annotate.ipynb should store 5 digits, found {ids}"
+    cells_before = cell_kinds(page)
+
+    widget = page.locator(".course-class-annotator")
+    status = widget.locator(".course-status")
+    keys = widget.locator(".course-keys")
+    expect(widget.locator(".course-class-button")).to_have_count(3, timeout=WAIT_MS)
+    expect(status).to_contain_text(f"image 1/5 (id {ids[0]})", timeout=WAIT_MS)
+    image = shown_image(widget.locator(".course-image"))
+    assert image["natural"] == [first["width"], first["height"]], image  # the real 8x8 digit
+    assert image["shown"][0] >= 8 * first["width"], f"the digit is not shown enlarged: {image}"
+    screenshot(widget, "class_annotator_start.png")
+
+    def at(position: int):
+        text = f"image {position}/5 (id {ids[position - 1]})"
+        expect(status).to_contain_text(text, timeout=WAIT_MS)
+
+    def press(key: str):
+        keys.hover()  # ipyevents hears keys while the pointer is over the image area
+        page.keyboard.press(key)
+
+    def click(css: str):
+        widget.locator(css).click()
+
+    click(".course-class-zero")  # image 1: a button
+    at(2)
+    press("2")  # image 2: the key of the 2nd class
+    at(3)
+    press("u")  # image 3: unsure by key, then a class key
+    expect(widget.locator(".course-unsure")).to_have_class(ACTIVE, timeout=WAIT_MS)
+    press("3")
+    at(4)
+    press("1")  # image 4: label, undo with z, label, undo with Backspace ...
+    at(5)
+    press("z")
+    at(4)
+    press("1")
+    at(5)
+    press("Backspace")
+    at(4)
+    press("s")  # ... skip by key, undo by button, skip by button
+    at(5)
+    click(".course-undo")
+    at(4)
+    click(".course-skip")
+    at(5)
+    click(".course-unsure")  # image 5: unsure by button, then a class button
+    expect(widget.locator(".course-unsure")).to_have_class(ACTIVE, timeout=WAIT_MS)
+    click(".course-class-two")
+    expect(status).to_contain_text("All 5 images labeled", timeout=WAIT_MS)
+    expect(widget.locator(".course-counts")).to_contain_text(
+        "5/5 done | zero: 1, one: 1, two: 2, skipped: 1", timeout=WAIT_MS
+    )
+    screenshot(widget, "class_annotator.png")
+
+    with open_catalog(lab) as catalog:
+        stored = {
+            r["image_id"]: (r["class_name"], r["status"], r["source"])
+            for r in catalog.labels(ANNOTATOR)
+        }
+    assert stored == {
+        ids[0]: ("zero", "labeled", "human"),
+        ids[1]: ("one", "labeled", "human"),
+        ids[2]: ("two", "unsure", "human"),
+        ids[3]: (None, "skipped", "human"),
+        ids[4]: ("two", "unsure", "human"),
+    }
+    # The keys went to the widget only: JupyterLab's command mode did not also turn a
+    # cell into a heading ("1"), add one or delete one.
+    assert cell_kinds(page) == cells_before
+    assert_no_page_errors(lab)
+
+
+def object_box(catalog: Catalog, image_id: int) -> tuple[int, int, int, int]:
+    """Pixel corners (x0, y0, x1, y1) of the flat-coloured object in a generated scene."""
+    mask = np.all(catalog.load_image(image_id, "RGB") == OBJECT_COLOUR, axis=-1)
+    ys, xs = np.nonzero(mask)
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+def drag_box(page, img, size: tuple[int, int], corners: tuple[int, int, int, int]) -> None:
+    """Drag on the shown image from one original-pixel corner to the other, as a person."""
+    img.scroll_into_view_if_needed()
+    rect = img.bounding_box()
+    width, height = size
+    x0, y0, x1, y1 = corners
+
+    def screen(x, y):
+        return rect["x"] + x * rect["width"] / width, rect["y"] + y * rect["height"] / height
+
+    page.mouse.move(*screen(x0, y0))
+    page.mouse.down()
+    page.mouse.move(*screen((x0 + x1) / 2, (y0 + y1) / 2), steps=5)
+    page.mouse.move(*screen(x1, y1), steps=5)
+    page.mouse.up()
+
+
+def test_box_annotator_by_mouse(lab):
+    from playwright.sync_api import expect
+
+    page = lab.page
+    with open_catalog(lab) as catalog:
+        scenes = catalog.images(dataset="scenes")
+        targets = [object_box(catalog, row["id"]) for row in scenes]
+    assert [(r["width"], r["height"]) for r in scenes] == [(64, 48), (48, 64)]
+    cells_before = cell_kinds(page)
+
+    widget = page.locator(".course-box-annotator")
+    status = widget.locator(".course-status")
+    img = widget.locator(".course-bbox img")
+    for n, (row, target, cls) in enumerate(zip(scenes, targets, ("square", "circle"), strict=True)):
+        expect(status).to_contain_text(f"image {n + 1}/2 (id {row['id']}", timeout=WAIT_MS)
+        shown = shown_image(img)
+        # Shown enlarged by a whole factor, aspect kept: boxes map back exactly.
+        factor = shown["natural"][0] / row["width"]
+        assert factor == int(factor) >= 2 and shown["natural"][1] == row["height"] * factor
+        if n == 0:
+            widget.locator(".course-bbox .class-label", has_text=cls).click()
+        else:
+            # The class by its number key, with the widget focused as after a click.
+            widget.locator(".course-bbox [tabindex]").first.focus()
+            page.keyboard.press("2")
+        drag_box(page, img, (row["width"], row["height"]), target)
+        try:
+            expect(status).to_contain_text("1 boxes by", timeout=WAIT_MS)
+        except AssertionError as exc:
+            said = widget.locator(".course-message").inner_text()
+            raise AssertionError(f"the drag stored no box; the annotator says {said!r}") from exc
+        screenshot(widget, f"box_annotator_{n + 1}.png")
+        if n == 0:
+            widget.locator(".course-box-next").click()
+
+    with open_catalog(lab) as catalog:
+        stored = catalog.boxes(annotator=ANNOTATOR)
+    assert [(b["image_id"], b["class_name"]) for b in stored] == [
+        (scenes[0]["id"], "square"),
+        (scenes[1]["id"], "circle"),
+    ]
+    for box, target in zip(stored, targets, strict=True):
+        got = [box["x0"], box["y0"], box["x1"], box["y1"]]
+        # Original-image pixels, not the enlarged copy's or the screen's: within 1 pixel.
+        assert got == pytest.approx(list(target), abs=1.0), (got, target)
+    assert cell_kinds(page) == cells_before
+    assert_no_page_errors(lab)
