@@ -300,7 +300,9 @@ class ClassAnnotator:
             button.button_style = ""
         if self.position >= len(self.queue):
             self.current = None
-            self.image.value = b""
+            # Hidden, not emptied: an empty image shows as a broken-image icon, and the
+            # space it keeps still hears the undo key.
+            self.image.layout.visibility = "hidden"
             self.status.value = (
                 f"<b>All {len(self.queue)} images labeled by "
                 f"{html.escape(self.annotator)}.</b> Undo (z) to go back."
@@ -310,6 +312,7 @@ class ClassAnnotator:
         data, fmt = display_bytes(self.catalog, self.current)
         self.image.format = fmt
         self.image.value = data
+        self.image.layout.visibility = "visible"
         text = f"image {self.position + 1}/{len(self.queue)} (id {self.current})"
         if self.current in self.suggestions:
             name, conf = self.suggestions[self.current]
@@ -549,6 +552,10 @@ class BoxAnnotator:
     def _done(self) -> set[int]:
         return {b["image_id"] for b in self.catalog.boxes(annotator=self.annotator)}
 
+    def _count_progress(self) -> None:
+        done = self._done()
+        self.progress.value = sum(1 for i in self.queue if i in done)
+
     def go(self, position: int) -> None:
         """Show the image at ``position`` in the queue with its stored boxes."""
         if not self.queue:
@@ -570,8 +577,7 @@ class BoxAnnotator:
             self.widget.bboxes = self._as_widget()
         finally:
             self._syncing = False
-        done = self._done()
-        self.progress.value = sum(1 for i in self.queue if i in done)
+        self._count_progress()
         self.status.value = (
             f"image {self.position + 1}/{len(self.queue)} (id {self.current}, "
             f"{self.width}x{self.height} px, shown x{self.factor}) | "
@@ -651,6 +657,7 @@ class BoxAnnotator:
                 self.widget.bboxes = self._as_widget()
             finally:
                 self._syncing = False
+        self._count_progress()
         self.status.value = (
             f"image {self.position + 1}/{len(self.queue)} (id {self.current}) | "
             f"{len(self._stored)} boxes by {html.escape(self.annotator)}"

@@ -89,8 +89,11 @@ def test_finishing_the_queue_and_key_without_image(cat):
     a.buttons["cat"].click()
     a.buttons["dog"].click()
     assert a.current is None and "All 2 images" in a.status.value
+    assert a.image.layout.visibility == "hidden"  # no broken-image icon in the browser
     a.buttons["cat"].click()  # nothing left: no error, nothing written
     assert len(_mine(cat, "ana")) == 2
+    a.handle_key({"type": "keydown", "key": "z"})  # undo brings the last image back
+    assert a.current == 8 and a.image.layout.visibility == "visible"
 
 
 def test_dom_hooks_and_escaped_names(tmp_path):
@@ -185,6 +188,7 @@ def test_box_annotator_draw_move_reclass_delete(tmp_path):
     b.next_button.click()
     assert b.current == ids[1] and b.widget.bboxes == []
     b.widget.bboxes = [{"x": 0, "y": 0, "width": 4, "height": 4, "label": "circle"}]
+    assert b.progress.value == 2  # counted as soon as the box is stored
     b.prev_button.click()
     assert len(b.widget.bboxes) == 1 and b.widget.bboxes[0]["x"] == 100
     again = BoxAnnotator(c, image_ids=ids, annotator="ana", display_size=192)
