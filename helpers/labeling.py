@@ -467,6 +467,33 @@ def _widget_box(bbox: dict, factor: int, width: int, height: int):
     return (str(bbox.get("label", "")), x0, y0, x1, y1)
 
 
+def _box_widget_class():
+    """jupyter-bbox-widget's ``BBoxWidget`` without the kernel's echo of ``bboxes``.
+
+    ipywidgets 8 sends every change a browser makes back to it (an "echo", for other
+    views of the same widget), and the browser applies it. A box is sent at mouse-down
+    with zero size; when its echo arrives after the first mouse move, it replaces the
+    box list mid-drag, the drag goes on changing a box no longer in the list, and
+    mouse-up stores the zero-size box: the drawing is lost. That happens whenever the
+    round trip to the kernel is slower than the start of the drag (a remote kernel, a
+    busy one). Without the echo, a second browser tab on the same notebook sees new
+    boxes only when Python next sets them.
+    """
+    global _BOX_WIDGET
+    if _BOX_WIDGET is None:
+        from jupyter_bbox_widget import BBoxWidget
+        from traitlets import List
+
+        class CourseBBoxWidget(BBoxWidget):
+            bboxes = List().tag(sync=True, echo_update=False)
+
+        _BOX_WIDGET = CourseBBoxWidget
+    return _BOX_WIDGET
+
+
+_BOX_WIDGET = None
+
+
 class BoxAnnotator:
     """Draw, move, resize and delete boxes; each change is written to the catalog at once.
 
@@ -499,7 +526,6 @@ class BoxAnnotator:
         display_size: int = 384,
     ):
         import ipywidgets as w
-        from jupyter_bbox_widget import BBoxWidget
 
         self.catalog = catalog
         known = catalog.classes()
@@ -520,9 +546,10 @@ class BoxAnnotator:
         self._stored: list[tuple[int, tuple]] = []
         self._syncing = False
 
-        self.widget = BBoxWidget(classes=self.classes, hide_buttons=False)
+        self.widget = _box_widget_class()(classes=self.classes, hide_buttons=False)
         self.widget.add_class("course-bbox")
         self.widget.observe(self._on_boxes, names="bboxes")
+        self.widget.observe(lambda _change: self._show_status(), names="label")
         self.widget.on_submit(self.next)
         self.widget.on_skip(self.next)
         self.prev_button = w.Button(description="previous")
@@ -578,11 +605,7 @@ class BoxAnnotator:
         finally:
             self._syncing = False
         self._count_progress()
-        self.status.value = (
-            f"image {self.position + 1}/{len(self.queue)} (id {self.current}, "
-            f"{self.width}x{self.height} px, shown x{self.factor}) | "
-            f"{len(self._stored)} boxes by {html.escape(self.annotator)}"
-        )
+        self._show_status(f", {self.width}x{self.height} px, shown x{self.factor}")
         self.message.value = ""
 
     def next(self) -> None:
@@ -658,9 +681,16 @@ class BoxAnnotator:
             finally:
                 self._syncing = False
         self._count_progress()
+        self._show_status()
+
+    def _show_status(self, detail: str = "") -> None:
+        """Where we are, what is stored, and the class the next drawn box gets."""
+        if self.current is None:
+            return
         self.status.value = (
-            f"image {self.position + 1}/{len(self.queue)} (id {self.current}) | "
-            f"{len(self._stored)} boxes by {html.escape(self.annotator)}"
+            f"image {self.position + 1}/{len(self.queue)} (id {self.current}{detail}) | "
+            f"{len(self._stored)} boxes by {html.escape(self.annotator)} | "
+            f"new boxes: {html.escape(self.widget.label or '-')}"
         )
 
     def boxes(self) -> list[dict]:

@@ -276,6 +276,10 @@ def test_box_annotator_by_mouse(lab):
             # The class by its number key, with the widget focused as after a click.
             widget.locator(".course-bbox [tabindex]").first.focus()
             page.keyboard.press("2")
+        # Draw once the kernel has the class, as a person does after seeing it chosen: a
+        # drag begun while the class change is still on its way to the kernel is lost
+        # (the box stays at its mouse-down size of zero; the annotator says so).
+        expect(status).to_contain_text(f"new boxes: {cls}", timeout=WAIT_MS)
         drag_box(page, img, (row["width"], row["height"]), target)
         try:
             expect(status).to_contain_text("1 boxes by", timeout=WAIT_MS)

@@ -162,6 +162,8 @@ def test_box_annotator_draw_move_reclass_delete(tmp_path):
     ids = [c.add_image_array(np.full((32, 48, 3), v, np.uint8))[0] for v in (10, 200)]
     b = BoxAnnotator(c, image_ids=ids, annotator="ana", display_size=192)
     assert b.factor == 4 and "course-box-annotator" in b.root._dom_classes
+    b.widget.label = "square"  # the browser's class choice shows in the status line
+    assert b.status.value.endswith("new boxes: square")
     assert b.widget.image_bytes  # the upscaled PNG
     b.widget.bboxes = [{"x": 8, "y": 4, "width": 40, "height": 20, "label": "circle"}]
     (box,) = b.boxes()
