@@ -16,14 +16,10 @@ import os
 import statistics
 import time
 
-import helpers  # noqa: F401  (quiets TensorFlow's import noise; must come before keras)
-
-# isort: split
-import keras
 import numpy as np
-import tensorflow as tf
 
 from helpers import scratch
+from helpers.quiet import keras, tf
 
 
 def median_seconds(fn, repeats: int) -> float:

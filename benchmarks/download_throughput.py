@@ -1,6 +1,6 @@
 """What do concurrent download workers buy, and how fast does the catalog take images?
 
-Downloads: N generated PNG scenes from the local API server (helpers.image_api_server)
+Downloads: N generated PNG scenes from the local API server (helpers.acquire.image_api_server)
 into a fresh catalog, once with one worker and once with ``--workers``, with no added
 latency (this machine's CPU is the limit) and with ``--latency`` seconds per answer
 (as a distant server: waiting dominates, which is what concurrency hides).
@@ -9,7 +9,7 @@ Catalog: ``add_image_bytes`` for N distinct PNGs (hash, decode check, atomic fil
 write with fsync, one SQLite transaction each), against the baseline of writing the
 same bytes with the same atomic write and no database.
 
-Also: ``helpers.synthetic.write_class_folders`` images per second (the preprocessing
+Also: ``helpers.acquire.synthetic.write_class_folders`` images per second (the preprocessing
 benchmark writes 20,000 32x32 JPEGs with it).
 
 Run: ``python benchmarks/download_throughput.py [--n 200] [--workers 8] [--latency 0.05]``.
@@ -23,10 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from helpers import synthetic
-from helpers.catalog import Catalog, write_atomic
-from helpers.download import download_images
-from helpers.image_api_server import ImageAPIServer, scene_image
+from helpers.acquire import synthetic
+from helpers.acquire.download import download_images
+from helpers.acquire.image_api_server import ImageAPIServer, scene_image
+from helpers.catalog import Catalog
+from helpers.files import write_atomic
 
 
 def downloads_per_second(n: int, workers: int, latency: float) -> float:

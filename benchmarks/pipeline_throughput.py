@@ -6,7 +6,7 @@ Usage::
 
 DIR is a class-per-folder tree of JPEGs (``DIR/<class>/<image>.jpg``); with ``--make N``
 an empty or missing DIR is first filled with N generated 32x32 JPEGs
-(``helpers.synthetic.write_class_folders``). Everything runs in this one process on the
+(``helpers.acquire.synthetic.write_class_folders``). Everything runs in this one process on the
 same cores, one measurement after the other, after every file has been read once so
 that each contender finds the files in the operating system's page cache:
 
@@ -51,18 +51,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import helpers  # noqa: E402,F401  (quiet TensorFlow import first)
-
 
 def make_folder(folder: Path, n: int) -> None:
     """Fill an empty ``folder`` with ``n`` generated 32x32 JPEGs in class sub-folders."""
     if folder.exists() and any(folder.iterdir()):
         return
     try:
-        from helpers.synthetic import write_class_folders
+        from helpers.acquire.synthetic import write_class_folders
     except ImportError as exc:
         raise SystemExit(
-            f"--make needs helpers.synthetic.write_class_folders ({exc}); "
+            f"--make needs helpers.acquire.synthetic.write_class_folders ({exc}); "
             "pass --folder with an existing class-per-folder tree of JPEGs instead"
         ) from exc
     print(f"generating {n} images into {folder}", flush=True)
@@ -93,7 +91,7 @@ def python_rate(batches, n_expected: int) -> float:
 
 def graph_rate(dataset, n_expected: int) -> float:
     """Images per second while TensorFlow itself consumes one epoch of ``dataset``."""
-    import tensorflow as tf
+    from helpers.quiet import tf
 
     def add(total, *batch):
         return total + tf.shape(tf.nest.flatten(batch)[0])[0]
@@ -118,7 +116,7 @@ def imagedatagenerator_rate(folder: Path, size: int, batch_size: int, n: int) ->
 
 
 def decode_ceiling_rate(paths: list[str]) -> float:
-    import tensorflow as tf
+    from helpers.quiet import tf
 
     ds = (
         tf.data.Dataset.from_tensor_slices(paths)
@@ -134,7 +132,8 @@ def decode_ceiling_rate(paths: list[str]) -> float:
 
 def grouped_decode_ceiling_rate(paths: list[str], group: int = 16) -> float:
     import numpy as np
-    import tensorflow as tf
+
+    from helpers.quiet import tf
 
     usable = len(paths) // group * group
 
@@ -154,7 +153,8 @@ def grouped_decode_ceiling_rate(paths: list[str], group: int = 16) -> float:
 
 def cached_ceiling_rate(n: int, size: int, batch_size: int) -> float:
     import numpy as np
-    import tensorflow as tf
+
+    from helpers.quiet import tf
 
     pixels = tf.constant(np.random.default_rng(0).integers(0, 256, (n, size, size, 3), np.uint8))
 

@@ -1,55 +1,38 @@
 """Shared logic for the course "from raw images to a fine-tuned model".
 
-One module per concern; data flows one way through them:
-acquire -> catalog -> labeling/quality -> pipeline -> models/train -> finetune -> results.
+Importing ``helpers`` imports nothing heavy: modules that need TensorFlow get it from
+:mod:`helpers.quiet` (which also silences its start-up noise), so ``python -m helpers
+check``, the catalog and the labeling widgets answer without loading it.
 
-Importing this package imports TensorFlow once, quietly. TensorFlow 2.21 prints its
-oneDNN notice and an absl warning to the process's stderr at import whatever
-``TF_CPP_MIN_LOG_LEVEL`` says, and Jupyter shows those lines in the notebook. So the
-import runs with file descriptor 2 captured, the known noise lines are dropped and
-anything else (a real error) is written back. oneDNN itself stays on: turning it off
-(``TF_ENABLE_ONEDNN_OPTS=0``) would make CPU training about 1.6x slower.
+Layout, in the order data flows through it (acquire -> catalog -> labeling/quality ->
+pipeline -> models/train -> finetune -> results):
+
+- ``config``, ``devices``, ``results``, ``files``, ``quiet``, ``plots``: the base every
+  layer may use (profiles, paths and seeds; hardware and precision; metrics for the
+  runner; atomic writes; TensorFlow without noise; the figures notebooks show).
+- ``images``: the one gate every image passes on its way in (format sniffing, size and
+  decompression-bomb limits, decoded once, EXIF orientation applied, metadata
+  stripped) and the one reader of class-per-folder trees.
+- ``catalog``: the SQLite store of images, labels, boxes and splits; all SQL lives here.
+- ``acquire/``: bringing images in: ``datasets`` (arrays by name), ``synthetic``
+  (generated scenes), ``folders`` (folders and CSV into the catalog), ``download`` (web
+  downloads), ``image_api_server`` (a local image-search API for offline runs).
+- ``labeling/``: ``widgets`` (class and box annotators), ``display`` (images for the
+  browser), ``suggest`` (model suggestions), ``simulate`` (a scripted annotator).
+- ``quality``, ``splitting``, ``formats``: clean the labels, split without leaks,
+  import and export COCO/YOLO/VOC/CSV/folders.
+- ``pipeline/``: ``sources`` (what to read), ``decode``, ``engine`` (skip tracking and
+  the memory cache), ``augment`` (normalization and augmentation), ``dataset`` (the
+  public builders) and ``tfrecords``.
+- ``scratch``: NumPy reference math; imports no TensorFlow.
+- later layers, each created by the issue that fills it: ``models``, ``train``,
+  ``evaluate`` (notebook 06); ``pretrain``, ``distribute`` (07); ``finetune`` (08);
+  ``interpret``, ``export`` (09).
+- ``runner``, ``notebooks``, ``__main__``: the headless course and its command line.
+
+A module imports only from layers before it in that list, never back up the flow; the
+import-linter contracts in ``pyproject.toml`` say so exactly and ``tests/test_layers.py``
+runs them.
 """
 
-import os
-import re
-import sys
-import tempfile
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 __version__ = "0.1.0"
-
-_IMPORT_NOISE = re.compile(
-    r"All log messages before absl::InitializeLog|oneDNN custom operations are on"
-    r"|cpu_feature_guard|To enable the following instructions|rebuild TensorFlow with"
-)
-
-
-def _import_tensorflow_quietly() -> None:
-    if "tensorflow" in sys.modules:
-        return
-    try:
-        saved = os.dup(2)
-    except OSError:  # no file descriptor 2 (some embedded interpreters): import as is
-        return
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            import tensorflow  # noqa: F401
-        except ImportError:
-            pass  # the module that needs TensorFlow raises the real error when it imports it
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            kept = [
-                line
-                for line in captured.read().decode("utf-8", "replace").splitlines()
-                if line.strip() and not _IMPORT_NOISE.search(line)
-            ]
-    if kept:
-        print("\n".join(kept), file=sys.stderr)
-
-
-_import_tensorflow_quietly()

@@ -17,11 +17,7 @@ way round.
 
 from __future__ import annotations
 
-import hashlib
-import io
-import os
 import sqlite3
-import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -30,21 +26,21 @@ from pathlib import Path
 
 import numpy as np
 
+from helpers.files import sha256_bytes, write_atomic
+from helpers.images import (
+    CheckedImage,
+    ImageRejected,
+    check_image_bytes,
+    encode_png,
+    read_image_file,
+    stored_extension,
+)
+
 SCHEMA_VERSION = 1
 DB_NAME = "catalog.sqlite"
 IMAGES_DIR = "images"
 SPLITS = ("train", "val", "test")
 LABEL_STATUSES = ("labeled", "unsure", "skipped")
-# Formats Pillow decodes that the course accepts, with the extension files get on disk.
-EXTENSIONS = {
-    "JPEG": "jpg",
-    "PNG": "png",
-    "WEBP": "webp",
-    "GIF": "gif",
-    "BMP": "bmp",
-    "TIFF": "tif",
-    "MPO": "jpg",
-}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -97,7 +93,7 @@ CREATE TABLE IF NOT EXISTS splits (
     split    TEXT NOT NULL CHECK (split IN ('train', 'val', 'test')),
     seed     INTEGER
 );
--- URLs already downloaded (helpers.download): a re-run skips them, even when two URLs
+-- URLs already downloaded (helpers.acquire.download): a re-run skips them, even when two URLs
 -- served the same bytes and images.source_url only names the first.
 CREATE TABLE IF NOT EXISTS downloads (
     url          TEXT PRIMARY KEY,
@@ -120,69 +116,6 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename.
-
-    A reader (or a crash) never sees a half-written file: either the old state or the
-    whole new file.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def inspect_image(data: bytes) -> dict:
-    """Decode ``data`` fully with Pillow; return width, height, mode and format.
-
-    Raises :class:`CatalogError` with the reason when the bytes are not an image the
-    course can use, so nothing undecodable ever enters the catalog.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            fmt = im.format
-            width, height, mode = im.width, im.height, im.mode
-            im.load()  # a truncated or corrupt file fails here, not at training time
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise CatalogError(f"not a decodable image: {exc}") from exc
-    except Image.DecompressionBombError as exc:
-        raise CatalogError(f"refused as a decompression bomb: {exc}") from exc
-    if fmt not in EXTENSIONS:
-        raise CatalogError(f"unsupported image format {fmt!r}; use one of {sorted(EXTENSIONS)}")
-    if width < 1 or height < 1:
-        raise CatalogError(f"image has no pixels ({width}x{height})")
-    return {"width": width, "height": height, "mode": mode, "format": fmt}
-
-
-def encode_png(array: np.ndarray) -> bytes:
-    """Encode a uint8 array (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) as PNG bytes."""
-    from PIL import Image
-
-    array = np.asarray(array)
-    if array.dtype != np.uint8:
-        raise CatalogError(f"image arrays must be uint8 (got {array.dtype}); scale them first")
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[:, :, 0]
-    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
-        raise CatalogError(f"cannot store an image array of shape {array.shape}")
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 class Catalog:
     """The catalog at ``root`` (created if missing). Safe to share between threads.
 
@@ -199,6 +132,7 @@ class Catalog:
         self.root.mkdir(parents=True, exist_ok=True)
         self.db_path = self.root / DB_NAME
         self._lock = threading.RLock()
+        self._depth = 0  # nesting of transaction() in the thread holding the lock
         self._conn = sqlite3.connect(
             self.db_path, timeout=30, isolation_level=None, check_same_thread=False
         )
@@ -226,14 +160,29 @@ class Catalog:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (BEGIN IMMEDIATE ... COMMIT), rolled back on any error."""
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT), rolled back on any error.
+
+        Re-entrant: a method that writes, called inside an outer ``transaction()`` of
+        the same thread, joins it, so several calls (an import) commit as one or not
+        at all.
+        """
         with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self._conn
+                finally:
+                    self._depth -= 1
+                return
             self._conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
             try:
                 yield self._conn
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
+            finally:
+                self._depth = 0
             self._conn.execute("COMMIT")
 
     def query(self, sql: str, params: Iterable = ()) -> list[dict]:
@@ -257,12 +206,32 @@ class Catalog:
     # -- images ---------------------------------------------------------------------
 
     def add_image_bytes(self, data: bytes, **provenance) -> tuple[int, bool]:
-        """Store an image's bytes once; return ``(image_id, added)``.
+        """Pass ``data`` through the image gate, then store it; see :meth:`add_checked_image`.
 
-        ``added`` is False when the same bytes were stored before (from any source):
-        the first provenance is kept. ``provenance`` keys: dataset, source, source_url,
-        original_name, author, license, attribution, retrieved_at.
+        Raises :class:`CatalogError` with the gate's reason when the bytes are not an
+        image the course accepts; nothing is stored then.
         """
+        try:
+            checked = check_image_bytes(data)
+        except ImageRejected as exc:
+            raise CatalogError(f"not stored: {exc}") from exc
+        return self.add_checked_image(checked, **provenance)
+
+    def add_checked_image(self, checked: CheckedImage, **provenance) -> tuple[int, bool]:
+        """Store an image that passed :func:`helpers.images.check_image_bytes`, once.
+
+        Returns ``(image_id, added)``; ``added`` is False when the same bytes were stored
+        before (from any source): the first provenance is kept. ``provenance`` keys:
+        dataset, source, source_url, original_name, author, license, attribution,
+        retrieved_at. Taking the gate's result, not raw bytes, is what keeps every image
+        in the catalog decoded once, upright and stripped of its metadata.
+        """
+        if not isinstance(checked, CheckedImage):
+            raise CatalogError(
+                "add_checked_image takes the result of helpers.images.check_image_bytes; "
+                "use add_image_bytes for raw bytes"
+            )
+        data = checked.data
         allowed = {
             "dataset",
             "source",
@@ -282,8 +251,13 @@ class Catalog:
         existing = self.query("SELECT id FROM images WHERE sha256 = ?", (digest,))
         if existing:
             return existing[0]["id"], False
-        info = inspect_image(data)
-        rel = Path(IMAGES_DIR) / digest[:2] / f"{digest}.{EXTENSIONS[info['format']]}"
+        info = {
+            "width": checked.width,
+            "height": checked.height,
+            "mode": checked.mode,
+            "format": checked.format,
+        }
+        rel = Path(IMAGES_DIR) / digest[:2] / f"{digest}.{stored_extension(checked.format)}"
         target = self.root / rel
         if not target.exists() or sha256_bytes(target.read_bytes()) != digest:
             write_atomic(target, data)
@@ -321,10 +295,11 @@ class Catalog:
         return self.add_image_bytes(encode_png(array), **provenance)
 
     def add_image_file(self, path: str | Path, **provenance) -> tuple[int, bool]:
-        """Store the file at ``path`` as it is; see :meth:`add_image_bytes`."""
+        """Store the file at ``path`` (its size checked before it is read); see
+        :meth:`add_image_bytes`."""
         path = Path(path)
         provenance.setdefault("original_name", path.name)
-        return self.add_image_bytes(path.read_bytes(), **provenance)
+        return self.add_image_bytes(read_image_file(path), **provenance)
 
     def image(self, image_id: int) -> dict:
         rows = self.query("SELECT * FROM images WHERE id = ?", (image_id,))
@@ -343,6 +318,20 @@ class Catalog:
             params.append(dataset)
         return self.query(sql + " ORDER BY images.id", params)
 
+    def image_ids(self) -> set[int]:
+        return {r["id"] for r in self.query("SELECT id FROM images")}
+
+    def provenance(self, dataset: str | None = None) -> list[dict]:
+        """One plain dict per image: where it came from, under which license, credited how."""
+        cols = (
+            "id, dataset, source, source_url, author, license, attribution, retrieved_at,"
+            " width, height, mode, format"
+        )
+        sql, params = f"SELECT {cols} FROM images", ()
+        if dataset is not None:
+            sql, params = sql + " WHERE dataset = ?", (dataset,)
+        return self.query(sql + " ORDER BY id", params)
+
     def count_images(self, dataset: str | None = None) -> int:
         if dataset is None:
             return self.query("SELECT COUNT(*) AS n FROM images")[0]["n"]
@@ -360,10 +349,10 @@ class Catalog:
 
     def load_image(self, image_id: int, mode: str | None = None) -> np.ndarray:
         """The image as a uint8 array; ``mode`` ("L", "RGB") converts it first."""
-        from PIL import Image, ImageOps
+        from PIL import Image
 
+        # Stored images are upright already: the gate applied their EXIF orientation.
         with Image.open(self.image_path(image_id)) as im:
-            im = ImageOps.exif_transpose(im)
             if mode is not None and im.mode != mode:
                 im = im.convert(mode)
             return np.asarray(im)
@@ -464,6 +453,53 @@ class Catalog:
             sql += " AND labels.status = ?"
             params.append(status)
         return self.query(sql + " ORDER BY labels.image_id, labels.annotator", params)
+
+    def label_of(self, image_id: int, annotator: str) -> dict | None:
+        """``annotator``'s label row for one image (as in :meth:`labels`), or None."""
+        rows = self.query(
+            "SELECT labels.image_id, labels.annotator, classes.name AS class_name,"
+            " labels.status, labels.source, labels.confidence, labels.updated_at FROM labels"
+            " LEFT JOIN classes ON classes.id = labels.class_id"
+            " WHERE labels.image_id = ? AND labels.annotator = ?",
+            (image_id, annotator),
+        )
+        return rows[0] if rows else None
+
+    def labeled_images(
+        self,
+        annotator: str,
+        *,
+        dataset: str | None = None,
+        split: str | None = None,
+        statuses: Iterable[str] = ("labeled",),
+    ) -> list[dict]:
+        """Images with a class label by ``annotator``: image_id, path (absolute), class_name.
+
+        Only labels whose status is in ``statuses``; optionally one data set and/or one
+        split. In image id order.
+        """
+        statuses = tuple(statuses)
+        bad = set(statuses) - set(LABEL_STATUSES)
+        if bad:
+            raise CatalogError(f"unknown label statuses {sorted(bad)}; use {LABEL_STATUSES}")
+        sql = (
+            "SELECT images.id AS image_id, images.path, classes.name AS class_name FROM images"
+            " JOIN labels ON labels.image_id = images.id AND labels.annotator = ?"
+            " JOIN classes ON classes.id = labels.class_id"
+        )
+        params: list = [annotator]
+        if split is not None:
+            sql += " JOIN splits ON splits.image_id = images.id AND splits.split = ?"
+            params.append(split)
+        sql += f" WHERE labels.status IN ({','.join('?' * len(statuses))})"
+        params += list(statuses)
+        if dataset is not None:
+            sql += " AND images.dataset = ?"
+            params.append(dataset)
+        rows = self.query(sql + " ORDER BY images.id", params)
+        for row in rows:
+            row["path"] = str(self.root / row["path"])
+        return rows
 
     def annotators(self) -> list[str]:
         return [
@@ -582,6 +618,22 @@ class Catalog:
                     " (image_id) DO UPDATE SET split = excluded.split, seed = excluded.seed",
                     (int(image_id), split, seed),
                 )
+
+    # -- downloads --------------------------------------------------------------------
+
+    def record_download(self, url: str, image_id: int, sha256: str, retrieved_at: str) -> None:
+        """Remember that ``url`` gave image ``image_id``, so a re-run skips it."""
+        with self.transaction() as db:
+            self._require_image(db, image_id)
+            db.execute(
+                "INSERT OR REPLACE INTO downloads (url, image_id, sha256, retrieved_at)"
+                " VALUES (?,?,?,?)",
+                (url, image_id, sha256, retrieved_at),
+            )
+
+    def downloaded_urls(self) -> dict[str, int]:
+        """``{url: image_id}`` for every URL stored by an earlier download."""
+        return {r["url"]: r["image_id"] for r in self.query("SELECT url, image_id FROM downloads")}
 
     def splits(self) -> dict[int, str]:
         return {r["image_id"]: r["split"] for r in self.query("SELECT image_id, split FROM splits")}

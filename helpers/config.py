@@ -107,7 +107,7 @@ def seed_everything(seed: int = DEFAULT_SEED) -> int:
     import numpy as np
 
     np.random.seed(seed)
-    import keras
+    from helpers.quiet import keras
 
     keras.utils.set_random_seed(seed)
     return seed

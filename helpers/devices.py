@@ -14,8 +14,6 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 
-import helpers  # noqa: F401  (quiets TensorFlow's C++ logs before the import below)
-
 # Compute capability 7.0 (Volta) is the first with tensor cores, where float16 matmuls
 # are several times faster; older GPUs gain nothing from mixed precision.
 MIXED_PRECISION_MIN_CAPABILITY = (7, 0)
@@ -101,8 +99,7 @@ def setup_devices(mixed_precision: str | bool = "auto", verbose: bool = True) ->
     capability 7.0 or higher; ``True``/``False`` force it on or off. Build models inside
     ``info.strategy.scope()`` so the same code uses one GPU, several, or the CPU.
     """
-    import keras
-    import tensorflow as tf
+    from helpers.quiet import keras, tf
 
     info = DeviceInfo(cpu=_cpu_name(), cpu_cores=os.cpu_count() or 1)
     physical = tf.config.list_physical_devices("GPU")

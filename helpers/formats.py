@@ -26,8 +26,14 @@ background to many detectors). Exported boxes are clipped to the image.
 Files are named by content hash (``<sha256>.<ext>``), so an import finds the image an
 export wrote and a round trip through any format keeps every label. Every import
 parses and checks all of its input (images decode, classes known, boxes inside the
-image with positive area) before it writes anything: bad input raises
-:class:`CatalogError` and leaves the catalog unchanged.
+image with positive area) before it writes anything, then writes everything in one
+catalog transaction: bad input raises :class:`CatalogError` and leaves the catalog
+unchanged, and so does a crash half-way.
+
+Every imported image passes the gate in :mod:`helpers.images` like any other: it is
+stored upright (EXIF orientation applied) and without its metadata (GPS included).
+Imported boxes are taken in that upright frame, the one browsers and annotation tools
+show; their sizes are checked against it.
 """
 
 from __future__ import annotations
@@ -35,12 +41,20 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import warnings
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from helpers.catalog import SPLITS, Catalog, CatalogError, inspect_image
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+from helpers.catalog import SPLITS, Catalog, CatalogError
+from helpers.images import (
+    IMAGE_EXTENSIONS,
+    CheckedImage,
+    FolderError,
+    ImageRejected,
+    check_image_bytes,
+    read_image_file,
+    walk_class_tree,
+)
 
 
 def category_index(catalog: Catalog) -> dict[str, int]:
@@ -97,15 +111,15 @@ def _boxed_images(catalog: Catalog, annotator: str | None, image_ids) -> dict[in
 # -- reading and checking input -------------------------------------------------------
 
 
-def _read_image(path: Path) -> tuple[bytes, dict]:
+def _read_image(path: Path) -> tuple[CheckedImage, dict]:
+    """The image through the gate, and its upright size as ``{"width", "height"}``."""
     if not path.is_file():
-        raise CatalogError(f"image file {path} is missing; nothing was imported")
-    data = path.read_bytes()
+        raise CatalogError(f"image file {path.resolve()} is missing; nothing was imported")
     try:
-        info = inspect_image(data)
-    except CatalogError as exc:
-        raise CatalogError(f"{path}: {exc}; nothing was imported") from exc
-    return data, info
+        checked = check_image_bytes(read_image_file(path))
+    except ImageRejected as exc:
+        raise CatalogError(f"{path.resolve()}: {exc}; nothing was imported") from exc
+    return checked, {"width": checked.width, "height": checked.height}
 
 
 def _check_classes(names, allowed: list[str] | None, where: str) -> None:
@@ -143,14 +157,19 @@ def _write(
     new_classes: list[str],
     source: str = "import",
 ) -> dict[int, dict]:
-    """Apply a checked import plan; return {image_id: entry} for what was written."""
+    """Apply a checked import plan in one transaction; return {image_id: entry} written."""
+    with catalog.transaction():
+        return _write_plan(catalog, plan, annotator, dataset, new_classes, source)
+
+
+def _write_plan(catalog, plan, annotator, dataset, new_classes, source) -> dict[int, dict]:
     if new_classes:
         missing = [c for c in dict.fromkeys(new_classes) if c not in catalog.classes()]
         if missing:
             catalog.set_classes(missing)
     written = {}
     for entry in plan:
-        image_id, _ = catalog.add_image_bytes(
+        image_id, _ = catalog.add_checked_image(
             entry["data"], dataset=dataset, source=source, original_name=entry["name"]
         )
         if entry.get("class_name") is not None:
@@ -221,26 +240,32 @@ def import_class_folders(
     dataset: str | None = None,
     classes: list[str] | None = None,
 ) -> dict[int, str]:
-    """Import ``root/<class>/<image>`` (or ``root/<split>/<class>/<image>``); return labels."""
+    """Import ``root/<class>/<image>`` (or ``root/<split>/<class>/<image>``); return labels.
+
+    Folders are read by :func:`helpers.images.walk_class_tree`, like every other class
+    tree in the course; files it leaves out are named in a warning.
+    """
     root = Path(root)
-    if not root.is_dir():
-        raise CatalogError(f"{root} is not a folder of class folders")
-    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    by_split = bool(subdirs) and {p.name for p in subdirs} <= set(SPLITS)
+    try:
+        top = walk_class_tree(root)
+    except FolderError as exc:
+        raise CatalogError(str(exc)) from exc
+    by_split = bool(top.class_names) and set(top.class_names) <= set(SPLITS)
+    trees = [(s, walk_class_tree(root / s)) for s in top.class_names] if by_split else [(None, top)]
     plan = []
     class_names: list[str] = []
-    for top in subdirs:
-        for class_dir in sorted(top.iterdir()) if by_split else [top]:
-            if not class_dir.is_dir():
-                continue
-            class_names.append(class_dir.name)
-            for f in sorted(class_dir.iterdir()):
-                if f.suffix.lower() in IMAGE_SUFFIXES:
-                    data, _ = _read_image(f)
-                    split = top.name if by_split else None
-                    plan.append(
-                        {"data": data, "name": f.name, "class_name": class_dir.name, "split": split}
-                    )
+    left_out = [] if by_split else top.left_out
+    for split, tree in trees:
+        class_names += tree.class_names
+        left_out += [(f"{split}/{where}", why) for where, why in tree.left_out] if split else []
+        for path, class_name in tree.files:
+            checked, _ = _read_image(path)
+            plan.append(
+                {"data": checked, "name": path.name, "class_name": class_name, "split": split}
+            )
+    if left_out:
+        listed = "; ".join(f"{where} ({why})" for where, why in left_out)
+        warnings.warn(f"left out of the import: {listed}", RuntimeWarning, stacklevel=2)
     if not class_names:
         raise CatalogError(f"{root} holds no class folders; expected root/<class>/<image>")
     _check_classes(class_names, classes, str(root))
@@ -484,7 +509,9 @@ def import_yolo(
         raise CatalogError(f"{class_file} is missing: YOLO ids mean nothing without class names")
     names = [line.strip() for line in class_file.read_text().splitlines() if line.strip()]
     _check_classes(names, classes, str(class_file))
-    images = {p.stem: p for p in (root / "images").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+    images = {
+        p.stem: p for p in (root / "images").iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS
+    }
     plan, count = [], 0
     for label_file in sorted((root / "labels").glob("*.txt")):
         if label_file.stem not in images:

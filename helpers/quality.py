@@ -273,7 +273,7 @@ def find_label_issues(
     """
     from cleanlab.filter import find_label_issues as cl_find
 
-    from helpers.labeling import pixel_features
+    from helpers.labeling.suggest import pixel_features
 
     labels = _classes_by_image(catalog, annotator)
     ids = sorted(labels) if image_ids is None else [int(i) for i in image_ids if int(i) in labels]
@@ -318,7 +318,7 @@ class ReviewGallery:
     ):
         import ipywidgets as w
 
-        from helpers.labeling import _CSS, display_bytes
+        from helpers.labeling.display import IMAGE_CSS, display_bytes
 
         self.catalog = catalog
         self.annotator = annotator
@@ -361,7 +361,7 @@ class ReviewGallery:
             }
             boxes.append(card)
         grid = w.GridBox(boxes, layout=w.Layout(grid_template_columns=f"repeat({columns}, auto)"))
-        self.root = w.VBox([w.HTML(_CSS), w.HTML(f"{len(issues)} suspect labels"), grid])
+        self.root = w.VBox([w.HTML(IMAGE_CSS), w.HTML(f"{len(issues)} suspect labels"), grid])
         self.root.add_class("course-review-gallery")
 
     def fix(self, image_id: int, class_name: str) -> None:

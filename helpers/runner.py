@@ -36,8 +36,8 @@ from typing import TextIO
 
 import nbformat
 
-from helpers.catalog import write_atomic
 from helpers.config import DEFAULT_SEED, PROFILE_ENV, get_profile, project_root
+from helpers.files import write_atomic
 from helpers.notebooks import course_notebooks, parameters_cell_index, read
 from helpers.results import RESULTS_FILE_ENV, read_recorded
 
@@ -473,7 +473,7 @@ def _device() -> dict:
 
     device = {"cpu": _cpu_name(), "cpu_cores": os.cpu_count(), "gpus": []}
     try:
-        import tensorflow as tf
+        from helpers.quiet import tf
 
         for gpu in tf.config.list_physical_devices("GPU"):
             details = tf.config.experimental.get_device_details(gpu)

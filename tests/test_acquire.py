@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import acquire, synthetic
-from helpers.acquire import ImageRejected, check_image_bytes
+from helpers import acquire
+from helpers.acquire import synthetic
+from helpers.acquire.datasets import load_arrays
+from helpers.acquire.image_api_server import bomb_png, camera_exif
 from helpers.catalog import Catalog
-from helpers.datasets import load_arrays
-from helpers.image_api_server import bomb_png, camera_exif
+from helpers.images import ImageRejected, check_image_bytes
 
 
 def encode(array, fmt="PNG", **options):
@@ -168,7 +169,7 @@ def test_arrays_round_trip_with_labels_splits_and_provenance(tmp_path):
     np.testing.assert_array_equal(x[:40], data.x_train[:40])  # PNG is lossless
     np.testing.assert_array_equal(y[:40], data.y_train[:40])
     assert len(catalog.images("digits", split="test")) == 10
-    table = acquire.provenance_table(catalog, "digits")
+    table = catalog.provenance("digits")
     assert {r["license"] for r in table} == {"CC BY 4.0"}
     assert all("scikit-learn" in r["source"] for r in table)
 

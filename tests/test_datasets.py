@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from helpers import datasets
-from helpers.datasets import DatasetUnavailable, load_arrays
+from helpers.acquire import datasets
+from helpers.acquire.datasets import DatasetUnavailable, load_arrays
 
 
 def test_digits_are_uint8_images_with_a_stratified_seeded_split():

@@ -12,8 +12,7 @@ import pytest
 import requests
 from PIL import Image
 
-from helpers.catalog import Catalog, sha256_bytes
-from helpers.download import (
+from helpers.acquire.download import (
     Photo,
     SearchError,
     _retry_after,
@@ -21,7 +20,9 @@ from helpers.download import (
     read_url_list,
     search_photos,
 )
-from helpers.image_api_server import ImageAPIServer
+from helpers.acquire.image_api_server import ImageAPIServer
+from helpers.catalog import Catalog
+from helpers.files import sha256_bytes
 
 KEY = "test-key-5f1c9b"  # what the local API expects; must never surface anywhere
 

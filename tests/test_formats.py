@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from helpers import formats
+from helpers.acquire.synthetic import SHAPE_CLASSES, shapes_scenes
 from helpers.catalog import Catalog, CatalogError
 from helpers.splitting import split_catalog
-from helpers.synthetic import SHAPE_CLASSES, shapes_scenes
 
 
 def _boxes_by_sha(cat, annotator):

@@ -4,14 +4,9 @@ import numpy as np
 import pytest
 
 from helpers.catalog import Catalog, CatalogError
-from helpers.labeling import (
-    BoxAnnotator,
-    ClassAnnotator,
-    _widget_box,
-    fit_suggestions,
-    margin_uncertainty,
-    slug,
-)
+from helpers.labeling import BoxAnnotator, ClassAnnotator, fit_suggestions, margin_uncertainty
+from helpers.labeling.display import slug
+from helpers.labeling.widgets import _widget_box
 
 CLASSES = ["cat", "dog", "bird"]
 
@@ -98,7 +93,7 @@ def test_finishing_the_queue_and_key_without_image(cat):
 
 def test_dom_hooks_and_escaped_names(tmp_path):
     c = Catalog(tmp_path)
-    c.add_image_array(np.zeros((4, 4), np.uint8))
+    c.add_image_array(np.zeros((8, 8), np.uint8))
     a = ClassAnnotator(c, ["<b>x</b>", "Big Cat"], annotator="<i>")
     assert "course-class-annotator" in a.root._dom_classes
     button = a.buttons["Big Cat"]

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from helpers.acquire.datasets import load_arrays
 from helpers.catalog import Catalog, CatalogError
-from helpers.datasets import load_arrays
 from helpers.quality import (
     ReviewGallery,
     class_balance,

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import synthetic
-from helpers.datasets import load_arrays
+from helpers.acquire import synthetic
+from helpers.acquire.datasets import load_arrays
 
 
 def test_scenes_are_deterministic_by_seed():

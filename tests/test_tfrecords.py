@@ -5,9 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import helpers  # noqa: F401  (quiet TensorFlow import)
 from helpers import pipeline as pl
-from helpers import tfrecords as tfr
+from helpers.pipeline import tfrecords as tfr
 
 
 def _epoch(ds):

@@ -26,23 +26,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 
-from helpers.catalog import write_atomic
-from helpers.pipeline import (
-    AUTOTUNE,
-    TF_EXTENSIONS,
-    ImageList,
-    MemoryCache,
-    PipelineError,
-    SkipReport,
-    SkipTracker,
-    assemble,
-    decode_tf,
-    model_step,
-    pillow_decode,
-    resize,
-)
+from helpers.files import write_atomic
+from helpers.images import TENSORFLOW_EXTENSIONS
+from helpers.pipeline.augment import model_step
+from helpers.pipeline.decode import decode_tf, pillow_decode, resize
+from helpers.pipeline.engine import AUTOTUNE, MemoryCache, SkipReport, SkipTracker, assemble
+from helpers.pipeline.options import DEFAULT_IMAGE_SIZE, PipelineError, PipelineOptions
+from helpers.pipeline.sources import ImageList
+from helpers.quiet import tf
 
 MANIFEST = "manifest.json"
 FORMAT = "course-tfrecords"
@@ -67,7 +59,7 @@ def _encoded(path: str) -> bytes:
     with open(path, "rb") as fh:
         data = fh.read()
     array = pillow_decode(data)  # checks the file decodes before it enters an export
-    if os.path.splitext(path)[1].lower() in TF_EXTENSIONS:
+    if os.path.splitext(path)[1].lower() in TENSORFLOW_EXTENSIONS:
         return data
     return _png(array)
 
@@ -189,22 +181,11 @@ def read_manifest(folder: str | os.PathLike) -> dict:
 
 def read_tfrecords(
     folder: str | os.PathLike,
+    options: PipelineOptions | None = None,
     *,
-    image_size: Sequence[int] = (32, 32),
-    channels: int = 3,
-    resize_mode: str = "stretch",
-    antialias: bool = False,
-    batch_size: int = 32,
-    shuffle: bool = True,
-    shuffle_buffer: int = 10_000,
-    seed: int | None = None,
-    cache: bool | str = False,
-    augment=None,
-    normalize="unit",
-    label_mode: str = "int",
-    drop_remainder: bool = False,
     cycle_length: int = 4,
     report: SkipReport | None = None,
+    **overrides,
 ) -> tf.data.Dataset:
     """Batches from an export folder, the same as ``helpers.pipeline.build_dataset`` gives.
 
@@ -213,6 +194,11 @@ def read_tfrecords(
     whichever shard has a record ready supplies the next one. ``cache`` defaults to
     False here: TFRecords are for data that need not fit in memory.
     """
+    o = PipelineOptions.of(options, **overrides).resolved(
+        image_size=DEFAULT_IMAGE_SIZE, channels=3, cache=False
+    )
+    channels, resize_mode, antialias = o.channels, o.resize_mode, o.antialias
+    shuffle, seed, cache = o.shuffle, o.seed, o.cache
     manifest = read_manifest(folder)
     files = [str(Path(folder) / s["file"]) for s in manifest["shards"]]
     missing = [f for f in files if not os.path.exists(f)]
@@ -223,11 +209,11 @@ def read_tfrecords(
     to_model = model_step(
         num_classes=len(class_names),
         channels=channels,
-        augment=augment,
-        normalize=normalize,
-        label_mode=label_mode,
+        augment=o.augment,
+        normalize=o.normalize,
+        label_mode=o.label_mode,
     )
-    size = tuple(int(s) for s in image_size)
+    size = o.image_size
     tracker = SkipTracker(manifest["names"], report)
     labels = np.asarray(manifest["labels"], np.int32)
     memory = MemoryCache(n, size, channels, labels) if cache is True else None
@@ -254,12 +240,12 @@ def read_tfrecords(
         tracker=tracker,
         memory=memory,
         to_model=to_model,
-        batch_size=batch_size,
+        batch_size=o.batch_size,
         shuffle=shuffle,
-        shuffle_buffer=shuffle_buffer,
+        shuffle_buffer=o.shuffle_buffer,
         seed=seed,
         cache=cache,
-        drop_remainder=drop_remainder,
+        drop_remainder=o.drop_remainder,
     )
     ds.class_names = list(class_names)
     return ds

@@ -14,7 +14,7 @@ each case the same way every time:
 - the bytes decide what a file is: magic bytes must name an image format. A real image
   under a wrong ``Content-Type`` is accepted with a note (the bytes are the truth); an
   HTML page under ``image/png`` is refused;
-- every image then passes :func:`helpers.acquire.check_image_bytes` (full decode,
+- every image then passes :func:`helpers.images.check_image_bytes` (full decode,
   decompression-bomb guard, EXIF orientation applied and EXIF (GPS) stripped);
 - nothing touches the disk before all checks pass, and the catalog writes each file
   through a temporary file and a rename, named by sha256: no partial file ever, and
@@ -27,7 +27,7 @@ Provenance (URL, author, license, attribution, retrieval time) goes with each im
 The search API is Pexels' (``GET {base_url}/search`` with the key in the
 ``Authorization`` header). The key is read from an environment variable and is never
 printed, logged, stored or put in an error message. The notebook points ``base_url``
-at :class:`helpers.image_api_server.ImageAPIServer`; the real service is
+at :class:`helpers.acquire.image_api_server.ImageAPIServer`; the real service is
 ``base_url=PEXELS_API_URL`` with ``PEXELS_API_KEY`` set.
 """
 
@@ -46,8 +46,9 @@ from urllib.parse import urlparse
 
 import requests
 
-from helpers.acquire import MAX_PIXELS, ImageRejected, check_image_bytes, sniff_format
-from helpers.catalog import Catalog, CatalogError, sha256_bytes
+from helpers.catalog import Catalog, CatalogError
+from helpers.files import sha256_bytes
+from helpers.images import MAX_PIXELS, ImageRejected, check_image_bytes, sniff_format
 
 PEXELS_API_URL = "https://api.pexels.com/v1"
 PEXELS_KEY_ENV = "PEXELS_API_KEY"
@@ -183,7 +184,8 @@ def search_photos(
             except requests.RequestException as exc:
                 raise SearchError(
                     f"Could not reach the search API at {base_url} ({type(exc).__name__}). "
-                    "Check the network, or run the local server from helpers.image_api_server."
+                    "Check the network, or run the local server from "
+                    "helpers.acquire.image_api_server."
                 ) from None
             if resp.status_code in (401, 403):
                 raise SearchError(
@@ -321,11 +323,6 @@ class _Fetcher:
             session.close()
 
 
-def downloaded_urls(catalog: Catalog) -> dict[str, int]:
-    """``{url: image_id}`` for every URL stored by an earlier download."""
-    return {r["url"]: r["image_id"] for r in catalog.query("SELECT url, image_id FROM downloads")}
-
-
 def download_images(
     catalog: Catalog,
     items: Iterable[Photo | str],
@@ -365,7 +362,7 @@ def download_images(
         by_url.setdefault((item.url if isinstance(item, Photo) else str(item)).strip(), item)
     report.failed += [(u, r) for u, r in problems if not r.startswith("duplicate")]
     report.notes += [(u, r) for u, r in problems if r.startswith("duplicate")]
-    done = downloaded_urls(catalog)
+    done = catalog.downloaded_urls()
     for url in urls:
         if url in done:
             report.already.append(url)
@@ -398,8 +395,8 @@ def download_images(
         notes += checked.notes
         retrieved = datetime.now(timezone.utc).isoformat(timespec="seconds")
         try:
-            image_id, added = catalog.add_image_bytes(
-                checked.data,
+            image_id, added = catalog.add_checked_image(
+                checked,
                 dataset=dataset,
                 source="web",
                 source_url=photo.url,
@@ -412,12 +409,7 @@ def download_images(
         except CatalogError as exc:
             raise DownloadFailed(str(exc)) from None
         digest = sha256_bytes(checked.data)
-        with catalog.transaction() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO downloads (url, image_id, sha256, retrieved_at)"
-                " VALUES (?,?,?,?)",
-                (photo.url, image_id, digest, retrieved),
-            )
+        catalog.record_download(photo.url, image_id, digest, retrieved)
         with lock:
             entry = {"url": photo.url, "image_id": image_id, "sha256": digest}
             (report.stored if added else report.duplicates).append(entry)

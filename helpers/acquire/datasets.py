@@ -2,7 +2,7 @@
 
 Offline (no network ever): ``digits`` (scikit-learn: 1,797 real handwritten digits,
 8x8), ``lfw_faces`` (scikit-image: 100 faces and 100 non-faces, 25x25) and ``shapes``
-(generated scenes with class and box ground truth, see helpers.synthetic).
+(generated scenes with class and box ground truth, see helpers.acquire.synthetic).
 Online (``keras.datasets``, cached under ``$KERAS_HOME`` or ``~/.keras/datasets``):
 ``mnist``, ``fashion_mnist``, ``cifar10``. Offline, those fail within seconds with a
 :class:`DatasetUnavailable` that says what to do instead of a bare traceback.
@@ -14,42 +14,14 @@ as ``keras.datasets`` does, so notebooks scale them the same way whatever the so
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
-
-@dataclass
-class ArrayDataset:
-    """A train/test split of uint8 images with integer labels and their class names."""
-
-    name: str
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    class_names: list[str]
-    source: str
-    license: str
-
-    def __repr__(self) -> str:
-        return (
-            f"ArrayDataset({self.name!r}: train {self.x_train.shape}, test {self.x_test.shape}, "
-            f"{len(self.class_names)} classes)"
-        )
+from helpers.acquire.arrays import ArrayDataset, split_arrays
 
 
 class DatasetUnavailable(RuntimeError):
     """A public data set could not be fetched (usually: no internet)."""
-
-
-def _split(name, x, y, class_names, source, license, test_size, seed) -> ArrayDataset:
-    from sklearn.model_selection import train_test_split
-
-    x_tr, x_te, y_tr, y_te = train_test_split(
-        x, y, test_size=test_size, stratify=y, random_state=seed
-    )
-    return ArrayDataset(name, x_tr, y_tr, x_te, y_te, class_names, source, license)
 
 
 def _digits(seed: int, test_size: float) -> ArrayDataset:
@@ -58,7 +30,7 @@ def _digits(seed: int, test_size: float) -> ArrayDataset:
     bunch = load_digits()
     # Pixel values are counts 0..16 of a 4x4 block; scale them to the usual 0..255.
     x = np.round(bunch.images * (255.0 / 16.0)).astype(np.uint8)
-    return _split(
+    return split_arrays(
         "digits",
         x,
         bunch.target.astype(np.int64),
@@ -76,7 +48,7 @@ def _lfw_faces(seed: int, test_size: float) -> ArrayDataset:
     images = lfw_subset()  # float64 in [0, 1]; the first 100 are faces
     x = np.round(images * 255.0).astype(np.uint8)
     y = np.array([0] * 100 + [1] * (len(images) - 100), dtype=np.int64)
-    return _split(
+    return split_arrays(
         "lfw_faces",
         x,
         y,
@@ -89,7 +61,7 @@ def _lfw_faces(seed: int, test_size: float) -> ArrayDataset:
 
 
 def _shapes(seed: int, test_size: float) -> ArrayDataset:
-    from helpers import synthetic
+    from helpers.acquire import synthetic
 
     return synthetic.shapes_arrays(seed=seed, test_size=test_size)
 
@@ -132,7 +104,7 @@ def _keras(name: str) -> Callable[[int, float], ArrayDataset]:
     }[name]
 
     def load(seed: int, test_size: float) -> ArrayDataset:
-        import keras
+        from helpers.quiet import keras
 
         module = getattr(keras.datasets, name)
         try:

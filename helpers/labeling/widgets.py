@@ -24,37 +24,19 @@ Both widgets expose the handlers their buttons and keys call (``buttons[name].cl
 in a notebook or a test drives exactly the code a person does. Stable CSS classes
 (``course-...``) give browser tests DOM hooks.
 
-Model-assisted labeling: :func:`fit_suggestions` trains a cheap pixel classifier on the
-labels so far and stores its predictions as labels of annotator ``"model"`` (source
-``model``, with a confidence); a :class:`ClassAnnotator` given ``suggest_from="model"``
-shows them, orders its queue by uncertainty and accepts the confident rest in one click.
+Model-assisted labeling (:mod:`helpers.labeling.suggest`) stores a cheap model's
+predictions as labels of annotator ``"model"``; a :class:`ClassAnnotator` given
+``suggest_from="model"`` shows them, orders its queue by uncertainty and accepts the
+confident rest in one click.
 """
 
 from __future__ import annotations
 
 import html
-import io
-import re
 from collections import Counter
 
-import numpy as np
-
 from helpers.catalog import Catalog, CatalogError
-
-MODEL_ANNOTATOR = "model"
-# Image formats every browser shows as they are; others are re-encoded as PNG.
-_BROWSER_FORMATS = {"PNG": "png", "JPEG": "jpeg", "GIF": "gif", "WEBP": "webp", "BMP": "bmp"}
-_CSS = (
-    "<style>.course-image, .course-image img {image-rendering: pixelated;"
-    " image-rendering: crisp-edges; object-fit: contain;}"
-    " .course-keys {outline: none;} .course-keys:focus-within, .course-keys:hover"
-    " {box-shadow: 0 0 0 2px #1f77b4;}</style>"
-)
-
-
-def slug(name: str) -> str:
-    """A CSS-safe form of a class name for ``course-class-<slug>`` hooks."""
-    return re.sub(r"[^a-z0-9]+", "-", str(name).lower()).strip("-") or "x"
+from helpers.labeling.display import IMAGE_CSS, display_bytes, slug, upscaled_png
 
 
 def _check_annotator(name) -> str:
@@ -69,55 +51,11 @@ def _queue(catalog: Catalog, image_ids, dataset: str | None) -> list[int]:
     ids = [int(i) for i in image_ids]
     if len(set(ids)) != len(ids):
         raise CatalogError("image_ids holds duplicates; give each image once")
-    known = {row["id"] for row in catalog.query("SELECT id FROM images")}
+    known = catalog.image_ids()
     missing = [i for i in ids if i not in known]
     if missing:
         raise CatalogError(f"image ids {missing[:10]} are not in the catalog {catalog.db_path}")
     return ids
-
-
-def display_bytes(catalog: Catalog, image_id: int) -> tuple[bytes, str]:
-    """The image's bytes and format name for a browser, read straight from its file.
-
-    No decoding or resizing happens for PNG/JPEG/GIF/WebP/BMP: the browser scales the
-    image (crisply, through CSS ``image-rendering: pixelated``), which keeps the time
-    from a click to the next image low even for 1024x1024 images.
-    """
-    row = catalog.image(image_id)
-    path = catalog.image_path(image_id)
-    if row["format"] in _BROWSER_FORMATS:
-        return path.read_bytes(), _BROWSER_FORMATS[row["format"]]
-    from PIL import Image
-
-    with Image.open(path) as im:
-        buf = io.BytesIO()
-        im.convert("RGBA" if "A" in im.mode else "RGB").save(buf, format="PNG")
-    return buf.getvalue(), "png"
-
-
-def upscaled_png(catalog: Catalog, image_id: int, display_size: int) -> tuple[bytes, int]:
-    """PNG bytes of the image enlarged by a whole factor (nearest neighbour), and the factor.
-
-    An image already as large as ``display_size`` comes back as its file's bytes
-    (factor 1): re-encoding a 1024x1024 PNG would cost over half a second per image.
-
-    jupyter-bbox-widget reports boxes in the pixels of the image it is given, and small
-    images (8x8 digits, 32x32 scenes) are too small to draw on. A whole factor keeps
-    pixels square and sharp and makes the way back exact: original = shown / factor.
-    """
-    from PIL import Image
-
-    row = catalog.image(image_id)
-    factor = max(1, int(display_size) // max(row["width"], row["height"]))
-    if factor == 1:  # large enough already: the file as it is, no decode or re-encode
-        return display_bytes(catalog, image_id)[0], 1
-    with Image.open(catalog.image_path(image_id)) as im:
-        im = im.convert("RGBA" if "A" in im.mode else "RGB")
-        if factor > 1:
-            im = im.resize((im.width * factor, im.height * factor), Image.NEAREST)
-        buf = io.BytesIO()
-        im.save(buf, format="PNG")
-    return buf.getvalue(), factor
 
 
 class ClassAnnotator:
@@ -243,7 +181,7 @@ class ClassAnnotator:
         suggestion_tools = [self.accept_button, self.accept_all_button] if suggest_from else []
         self.root = w.VBox(
             [
-                w.HTML(_CSS),
+                w.HTML(IMAGE_CSS),
                 self.name_box,
                 self.status,
                 self.keys,
@@ -699,146 +637,3 @@ class BoxAnnotator:
 
     def _repr_mimebundle_(self, **kwargs):
         return self.root._repr_mimebundle_(**kwargs)
-
-
-# -- model-assisted labeling ---------------------------------------------------------
-
-
-def pixel_features(catalog: Catalog, image_ids, size: int = 16) -> np.ndarray:
-    """Grayscale pixels resized to ``size`` x ``size``, scaled to [0, 1], one row per image.
-
-    Cheap on purpose: a suggestion model must retrain in a second between labeling
-    rounds; a linear model on pixels is enough to order a queue by uncertainty.
-    """
-    from PIL import Image
-
-    rows = []
-    for image_id in image_ids:
-        with Image.open(catalog.image_path(int(image_id))) as im:
-            im = im.convert("L").resize((size, size), Image.BILINEAR)
-            rows.append(np.asarray(im, dtype=np.float32).reshape(-1) / 255.0)
-    return np.stack(rows) if rows else np.zeros((0, size * size), dtype=np.float32)
-
-
-def margin_uncertainty(probs: np.ndarray) -> np.ndarray:
-    """1 - (top probability - second probability): 1 means a coin toss, 0 means sure."""
-    probs = np.asarray(probs, dtype=float)
-    if probs.shape[1] == 1:
-        return np.zeros(len(probs))
-    top2 = np.sort(probs, axis=1)[:, -2:]
-    return 1.0 - (top2[:, 1] - top2[:, 0])
-
-
-def fit_suggestions(
-    catalog: Catalog,
-    annotator: str,
-    image_ids,
-    *,
-    model_annotator: str = MODEL_ANNOTATOR,
-    seed: int = 0,
-) -> dict[int, tuple[str, float]]:
-    """Train on ``annotator``'s labels, suggest a class for every other image in ``image_ids``.
-
-    Predictions are stored as labels of ``model_annotator`` with source ``model`` and
-    the top probability as confidence, so they survive a restart and a
-    :class:`ClassAnnotator` with ``suggest_from=model_annotator`` shows them. Returns
-    ``{image_id: (class, confidence)}`` for the images that got a suggestion.
-    """
-    from sklearn.linear_model import LogisticRegression
-
-    image_ids = [int(i) for i in image_ids]
-    labeled = {
-        r["image_id"]: r["class_name"]
-        for r in catalog.labels(annotator)
-        if r["status"] == "labeled" and r["class_name"] is not None
-    }
-    train = [i for i in image_ids if i in labeled]
-    if len({labeled[i] for i in train}) < 2:
-        raise CatalogError(
-            f"{annotator!r} has labeled fewer than 2 classes among these images; label a few"
-            " images of each class by hand first"
-        )
-    have = {r["image_id"] for r in catalog.labels(annotator)}  # unsure and skipped too
-    rest = [i for i in image_ids if i not in have]
-    model = LogisticRegression(max_iter=2000, C=1.0, random_state=seed)
-    model.fit(pixel_features(catalog, train), [labeled[i] for i in train])
-    if not rest:
-        return {}
-    probs = model.predict_proba(pixel_features(catalog, rest))
-    suggestions = {}
-    for image_id, p in zip(rest, probs, strict=True):
-        k = int(np.argmax(p))
-        name, conf = str(model.classes_[k]), float(p[k])
-        catalog.set_label(
-            image_id, name, annotator=model_annotator, source="model", confidence=conf
-        )
-        suggestions[image_id] = (name, conf)
-    return suggestions
-
-
-class SimulatedAnnotator:
-    """A stand-in for a person at a :class:`ClassAnnotator`, with a known error rate.
-
-    Why: a notebook must run headless under nbval, and label-quality checks can only
-    be measured against errors we know. It sends the same key events and button clicks
-    a person does (digits, ``u``, ``z``, ``Enter``), so the code under test is the
-    widget's own. It knows the true class of each image (``truth``); with probability
-    ``error_rate`` it picks another class on purpose and remembers the image in
-    ``errors``. With ``slip_rate`` it presses a wrong digit and undoes it with ``z``;
-    with ``unsure_rate`` it flags the label unsure. Where the widget shows a model
-    suggestion equal to its choice it confirms it with Enter.
-    """
-
-    def __init__(
-        self,
-        truth: dict[int, str],
-        error_rate: float = 0.0,
-        seed: int = 0,
-        *,
-        slip_rate: float = 0.0,
-        unsure_rate: float = 0.0,
-    ):
-        self.truth = truth
-        self.error_rate = float(error_rate)
-        self.slip_rate = float(slip_rate)
-        self.unsure_rate = float(unsure_rate)
-        self.rng = np.random.default_rng(seed)
-        self.errors: set[int] = set()
-        self.chosen: dict[int, tuple[str, str]] = {}
-
-    def _key(self, annotator: ClassAnnotator, name: str) -> None:
-        index = annotator.classes.index(name)
-        if index < 10:
-            annotator.handle_key({"type": "keydown", "key": str((index + 1) % 10)})
-        else:
-            annotator.buttons[name].click()
-
-    def label(self, annotator: ClassAnnotator, n: int | None = None) -> int:
-        """Label up to ``n`` images (all remaining by default); return how many."""
-        steps = 0
-        while annotator.current is not None and (n is None or steps < n):
-            image_id = annotator.current
-            classes = annotator.classes
-            name = self.truth[image_id]
-            if self.rng.random() < self.error_rate:
-                name = str(self.rng.choice([c for c in classes if c != name]))
-                self.errors.add(image_id)
-            else:
-                self.errors.discard(image_id)
-            if self.rng.random() < self.slip_rate:
-                self._key(annotator, str(self.rng.choice([c for c in classes if c != name])))
-                annotator.handle_key({"type": "keydown", "key": "z"})
-            status = "labeled"
-            if self.rng.random() < self.unsure_rate:
-                annotator.handle_key({"type": "keydown", "key": "u"})
-                status = "unsure"
-            suggestion = annotator.suggestions.get(image_id)
-            if suggestion is not None and suggestion[0] == name:
-                annotator.handle_key({"type": "keydown", "key": "Enter"})
-            elif steps % 2:
-                annotator.buttons[name].click()
-            else:
-                self._key(annotator, name)
-            self.chosen[image_id] = (name, status)
-            steps += 1
-        return steps

@@ -4,7 +4,7 @@ Why: the course runs offline, yet learners should exercise the real download cod
 path: an authenticated search call, then image downloads with retries, timeouts and
 checks. This server answers exactly like the Pexels API (``GET /v1/search`` with an
 ``Authorization`` header, JSON ``photos`` with ``photographer``, ``url`` and ``src``),
-so :func:`helpers.download.search_photos` talks to it or to the real service by
+so :func:`helpers.acquire.download.search_photos` talks to it or to the real service by
 changing one parameter. Its fault routes misbehave on purpose for the tests and the
 notebook: 404, 500 then 200, 429 with ``Retry-After``, a slow body, a truncated body,
 an HTML page, a mislabelled image, a decompression bomb, an oversized file and a
@@ -17,7 +17,7 @@ Use it as a context manager; it listens on a free port in a background thread::
         server.url("/img/scene-0.png")
 
 Photos served: four scikit-image sample photos (public domain or CC0, credited as
-their authors are) and generated scenes from :mod:`helpers.synthetic`.
+their authors are) and generated scenes from :mod:`helpers.acquire.synthetic`.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def sample_photo(name: str, size: str = "original") -> bytes:
 @lru_cache(maxsize=256)
 def scene_image(index: int, fmt: str = "PNG", size: int = 96) -> bytes:
     """Generated scene ``index`` (deterministic) encoded as PNG, JPEG or WEBP."""
-    from helpers.synthetic import make_scene
+    from helpers.acquire.synthetic import make_scene
 
     image, _ = make_scene(np.random.default_rng(1000 + index), size=size)
     return _encode(image, fmt)
@@ -133,7 +133,7 @@ def gallery(n_scenes: int) -> list[dict]:
             {
                 "id": 100 + j,
                 "alt": f"generated shapes scene {j}",
-                "photographer": "helpers.synthetic",
+                "photographer": "helpers.acquire.synthetic",
                 "photographer_url": "/photographers/synthetic",
                 "url": f"/photos/scene-{j}",
                 "license": "CC0",
@@ -335,7 +335,7 @@ class ImageAPIServer:
 
     @property
     def api_url(self) -> str:
-        """Pass this as ``base_url`` to :func:`helpers.download.search_photos`."""
+        """Pass this as ``base_url`` to :func:`helpers.acquire.download.search_photos`."""
         return self.base_url + "/v1"
 
     @property

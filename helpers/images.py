@@ -1,0 +1,352 @@
+"""The one gate every image passes on its way into the course, and the one folder reader.
+
+Whatever the source (arrays, generated scenes, class folders, a CSV, web downloads, the
+COCO/YOLO/VOC/CSV importers), an image enters the catalog only through
+:func:`check_image_bytes`: the format is sniffed from its magic bytes (never a file
+name or a ``Content-Type``), its size and pixel count are checked before anything is
+decoded (a decompression bomb is refused from its header), it is decoded once, fully (a
+truncated file fails here, not at training time), its EXIF orientation is applied and
+its metadata (EXIF with GPS above all) is stripped. The file is re-encoded only when a
+rotation is needed; otherwise metadata segments are dropped byte-wise, so the pixels
+are exactly those that arrived. Browsers apply EXIF orientation and ``tf.io`` does not:
+storing upright pixels is what makes a box drawn in the browser and the pixels a model
+trains on agree.
+
+:data:`FORMATS` is the one table of accepted formats, their magic bytes and file
+extensions; :func:`walk_class_tree` is the one reader of ``root/<class>/...`` trees,
+used by the importer and the training pipeline alike, so both see the same images and
+both report what they leave out.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+
+@dataclass(frozen=True)
+class ImageFormat:
+    """An accepted format: where its magic bytes sit, its extensions (first: on disk)."""
+
+    magic: tuple[tuple[int, bytes], ...]
+    extensions: tuple[str, ...]
+    tensorflow_decodes: bool
+
+
+FORMATS: dict[str, ImageFormat] = {
+    "JPEG": ImageFormat(((0, b"\xff\xd8\xff"),), (".jpg", ".jpeg"), True),
+    "PNG": ImageFormat(((0, b"\x89PNG\r\n\x1a\n"),), (".png",), True),
+    "GIF": ImageFormat(((0, b"GIF87a"), (0, b"GIF89a")), (".gif",), True),
+    "BMP": ImageFormat(((0, b"BM"),), (".bmp",), True),
+    "WEBP": ImageFormat(((8, b"WEBP"),), (".webp",), True),
+    "TIFF": ImageFormat(((0, b"II*\x00"), (0, b"MM\x00*")), (".tif", ".tiff"), False),
+}
+IMAGE_EXTENSIONS = tuple(ext for spec in FORMATS.values() for ext in spec.extensions)
+TENSORFLOW_EXTENSIONS = tuple(
+    ext for spec in FORMATS.values() if spec.tensorflow_decodes for ext in spec.extensions
+)
+
+
+def stored_extension(fmt: str) -> str:
+    """The extension (without the dot) a stored image of format ``fmt`` gets."""
+    return FORMATS[fmt].extensions[0][1:]
+
+
+MAX_BYTES = 50_000_000  # a 50 MB file is not a training image; a bigger one is refused
+MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb threshold (about 89 megapixels)
+MIN_SIDE = 8
+# Pillow modes the pipeline can convert to L or RGB without guessing.
+MODES = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "I;16", "I"}
+_EXIF_ORIENTATION = 0x0112
+
+
+class ImageRejected(ValueError):
+    """These bytes are not an image the course accepts; the message says why."""
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The image format the first bytes announce (JPEG, PNG, GIF, BMP, TIFF, WEBP), or None.
+
+    Magic bytes, not a file name or a ``Content-Type`` header, say what a file is: a web
+    server may call a JPEG ``text/plain``, or send an HTML error page as ``image/png``.
+    """
+    for fmt, spec in FORMATS.items():
+        if any(data[offset : offset + len(magic)] == magic for offset, magic in spec.magic):
+            return fmt
+    return None
+
+
+def _describe(data: bytes) -> str:
+    head = data[:16].lstrip().lower()
+    if head.startswith((b"<!doctype", b"<html", b"<?xml", b"<")):
+        return "an HTML/XML page"
+    if head.startswith((b"{", b"[")):
+        return "JSON"
+    return f"bytes starting {data[:8]!r}"
+
+
+@dataclass
+class CheckedImage:
+    """Bytes ready to store, with what the check found and what it changed."""
+
+    data: bytes
+    width: int
+    height: int
+    mode: str
+    format: str
+    notes: list[str] = field(default_factory=list)
+
+
+def check_image_bytes(
+    data: bytes,
+    *,
+    max_bytes: int = MAX_BYTES,
+    max_pixels: int = MAX_PIXELS,
+    min_side: int = MIN_SIDE,
+    strip_exif: bool = True,
+) -> CheckedImage:
+    """Check ``data`` is a usable image; apply EXIF orientation and strip EXIF.
+
+    Raises :class:`ImageRejected` with the reason. The pixel count is checked from the
+    header before any decoding, so a small file that would decode to gigabytes (a
+    decompression bomb) is refused without allocating them.
+    """
+    if not data:
+        raise ImageRejected("empty file")
+    if len(data) > max_bytes:
+        raise ImageRejected(f"file too large: {len(data):,} bytes > limit {max_bytes:,}")
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise ImageRejected(f"not an image: {_describe(data)}")
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns about big images at open; the explicit pixel check below decides.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data), formats=[fmt])
+        with im:
+            width, height = im.size
+            if width * height > max_pixels:
+                raise ImageRejected(
+                    f"decompression bomb guard: {width}x{height} = {width * height:,} pixels"
+                    f" > limit {max_pixels:,}"
+                )
+            if min(width, height) < min_side:
+                raise ImageRejected(f"too small: {width}x{height} (need {min_side} px a side)")
+            if im.mode not in MODES:
+                raise ImageRejected(f"unsupported mode {im.mode!r}; convert it to RGB or L first")
+            im.load()  # a truncated or corrupt file fails here, not at training time
+            exif = im.getexif()
+            # JPEG, PNG and WebP keep EXIF in a block of their own; a TIFF's tags are its
+            # structure, so only its orientation, EXIF and GPS pointers count as metadata.
+            has_exif = "exif" in im.info or (
+                fmt == "TIFF" and any(tag in exif for tag in (0x0112, 0x8769, 0x8825))
+            )
+            notes: list[str] = []
+            if strip_exif and has_exif:
+                data, notes, (width, height) = _strip_exif(data, im, fmt, exif)
+            mode = im.mode
+    except ImageRejected:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageRejected(f"decompression bomb guard: {exc}") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageRejected(f"corrupt or truncated {fmt}: {exc}") from exc
+    return CheckedImage(data, width, height, mode, fmt, notes)
+
+
+def _strip_exif(
+    data: bytes, im: Image.Image, fmt: str, exif: Image.Exif
+) -> tuple[bytes, list[str], tuple[int, int]]:
+    """The image without EXIF, upright; pixels untouched unless a rotation was needed.
+
+    An upright JPEG loses its metadata segments byte-wise (no re-encoding, no quality
+    loss). A rotated JPEG must be re-encoded (quality 95); PNG re-encodes losslessly.
+    """
+    orientation = exif.get(_EXIF_ORIENTATION, 1)
+    had_gps = bool(exif.get_ifd(0x8825)) or 0x8825 in exif
+    notes = []
+    upright = im
+    if orientation not in (None, 1):
+        upright = ImageOps.exif_transpose(im)
+        notes.append(f"applied EXIF orientation {orientation}")
+    notes.append("stripped EXIF" + (" (including GPS position)" if had_gps else ""))
+    if fmt == "JPEG" and upright is im:
+        return _drop_jpeg_metadata(data), notes, im.size
+    if fmt == "WEBP" and upright is im:
+        return _drop_webp_metadata(data), notes, im.size
+    options: dict = {}
+    if fmt == "JPEG":
+        options = {"quality": 95}
+    elif fmt == "WEBP":
+        options = {"lossless": True} if _webp_chunks(data).get(b"VP8L") else {"quality": 95}
+    save_format = fmt if fmt in ("JPEG", "PNG", "WEBP", "TIFF") else "PNG"
+    buf = io.BytesIO()
+    upright.save(buf, format=save_format, **options)
+    return buf.getvalue(), notes, upright.size
+
+
+def _drop_jpeg_metadata(data: bytes) -> bytes:
+    """Copy a JPEG without its APP1 (EXIF, XMP) and APP13 (IPTC) segments.
+
+    The colour-relevant segments (APP0 JFIF, APP2 ICC profile, APP14 Adobe) and the
+    compressed image data are copied unchanged, so the decoded pixels are identical.
+    """
+    out = bytearray(data[:2])
+    i = 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            raise ImageRejected("corrupt JPEG: bad segment marker")
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker == 0xDA:  # start of scan: the rest is image data
+            break
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        if marker not in (0xE1, 0xED):
+            out += data[i : i + 2 + length]
+        i += 2 + length
+    return bytes(out + data[i:])
+
+
+def _webp_chunks(data: bytes) -> dict[bytes, bytes]:
+    """The RIFF chunks of a WebP file, ``{fourcc: whole chunk}`` (last one wins)."""
+    chunks, i = {}, 12
+    while i + 8 <= len(data):
+        size = int.from_bytes(data[i + 4 : i + 8], "little")
+        end = i + 8 + size + (size & 1)  # chunks are padded to an even length
+        chunks[data[i : i + 4]] = data[i:end]
+        i = end
+    return chunks
+
+
+def _drop_webp_metadata(data: bytes) -> bytes:
+    """Copy a WebP without its EXIF and XMP chunks; the image chunks stay byte for byte."""
+    kept = bytearray()
+    i = 12
+    while i + 8 <= len(data):
+        fourcc = data[i : i + 4]
+        size = int.from_bytes(data[i + 4 : i + 8], "little")
+        end = i + 8 + size + (size & 1)
+        chunk = bytearray(data[i:end])
+        if fourcc == b"VP8X":
+            chunk[8] &= ~0x0C & 0xFF  # clear the "has EXIF" and "has XMP" flags
+        if fourcc not in (b"EXIF", b"XMP "):
+            kept += chunk
+        i = end
+    return b"RIFF" + (len(kept) + 4).to_bytes(4, "little") + b"WEBP" + bytes(kept)
+
+
+def encode_png(array: np.ndarray) -> bytes:
+    """Encode a uint8 array (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) as PNG bytes."""
+    array = np.asarray(array)
+    if array.dtype != np.uint8:
+        raise ImageRejected(f"image arrays must be uint8 (got {array.dtype}); scale them first")
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise ImageRejected(f"cannot store an image array of shape {array.shape}")
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def read_image_file(path: str | os.PathLike, *, max_bytes: int = MAX_BYTES) -> bytes:
+    """The bytes of an image file, refused by its size on disk before it is read."""
+    size = os.stat(path).st_size
+    if size > max_bytes:
+        raise ImageRejected(f"file too large: {size:,} bytes > limit {max_bytes:,}")
+    with open(path, "rb") as fh:
+        return fh.read(max_bytes + 1)
+
+
+# -- class-per-folder trees ------------------------------------------------------------
+
+
+class FolderError(FileNotFoundError):
+    """A folder that is not the layout asked for; the message says what to do."""
+
+
+@dataclass
+class ClassTree:
+    """The image files of a ``root/<class>/...`` tree, and what was left out, with why.
+
+    ``files`` holds ``(path, class name)`` in a stable order (classes sorted, then
+    paths sorted); ``left_out`` holds ``(path relative to root, reason)``.
+    """
+
+    root: Path
+    class_names: list[str]
+    files: list[tuple[Path, str]] = field(default_factory=list)
+    left_out: list[tuple[str, str]] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(self.class_names, 0)
+        for _, name in self.files:
+            counts[name] += 1
+        return counts
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".")
+
+
+def walk_class_tree(root: str | os.PathLike) -> ClassTree:
+    """Read a ``root/<class>/<image>`` tree; images in sub-folders of a class belong to it.
+
+    Classes are the non-hidden sub-folders of ``root`` in sorted order (as in
+    ``flow_from_directory`` and ``image_dataset_from_directory``, so label 3 means the
+    same class everywhere). Inside a class folder every file whose extension is one of
+    :data:`IMAGE_EXTENSIONS` is taken, at any depth; symbolic links to folders are
+    followed once. Everything else is in ``left_out`` with the reason: files directly
+    in ``root``, other extensions, dangling links, link loops. Hidden files and folders
+    (names starting with ".", such as ``.DS_Store`` or ``.ipynb_checkpoints``) are
+    passed over without a word.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FolderError(
+            f"{root.resolve()} is not a folder; give a class-per-folder tree such as root/cat/1.jpg"
+        )
+    tree = ClassTree(root, [])
+    for entry in sorted(root.iterdir()):
+        if _hidden(entry.name):
+            continue
+        if entry.is_dir():
+            tree.class_names.append(entry.name)
+        elif entry.is_symlink() and not entry.exists():
+            tree.left_out.append((entry.name, "dangling symbolic link"))
+        else:
+            tree.left_out.append((entry.name, "not inside a class folder"))
+    for name in tree.class_names:
+        seen: set[str] = set()
+        for dirpath, dirnames, filenames in os.walk(root / name, followlinks=True):
+            real = os.path.realpath(dirpath)
+            if real in seen:
+                dirnames.clear()
+                rel = Path(dirpath).relative_to(root).as_posix()
+                tree.left_out.append((rel, "symbolic link loop: folder already read"))
+                continue
+            seen.add(real)
+            dirnames[:] = sorted(d for d in dirnames if not _hidden(d))
+            for filename in sorted(filenames):
+                if _hidden(filename):
+                    continue
+                path = Path(dirpath) / filename
+                rel = path.relative_to(root).as_posix()
+                if not path.exists():
+                    tree.left_out.append((rel, "dangling symbolic link"))
+                elif path.suffix.lower() not in IMAGE_EXTENSIONS:
+                    tree.left_out.append((rel, "not an image file name (" + _EXTS + ")"))
+                else:
+                    tree.files.append((path, name))
+    return tree
+
+
+_EXTS = "extensions " + " ".join(IMAGE_EXTENSIONS)

@@ -1,0 +1,75 @@
+"""A scripted annotator that drives the real widget, for notebooks run headless and tests."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from helpers.labeling.widgets import ClassAnnotator
+
+
+class SimulatedAnnotator:
+    """A stand-in for a person at a :class:`ClassAnnotator`, with a known error rate.
+
+    Why: a notebook must run headless under nbval, and label-quality checks can only
+    be measured against errors we know. It sends the same key events and button clicks
+    a person does (digits, ``u``, ``z``, ``Enter``), so the code under test is the
+    widget's own. It knows the true class of each image (``truth``); with probability
+    ``error_rate`` it picks another class on purpose and remembers the image in
+    ``errors``. With ``slip_rate`` it presses a wrong digit and undoes it with ``z``;
+    with ``unsure_rate`` it flags the label unsure. Where the widget shows a model
+    suggestion equal to its choice it confirms it with Enter.
+    """
+
+    def __init__(
+        self,
+        truth: dict[int, str],
+        error_rate: float = 0.0,
+        seed: int = 0,
+        *,
+        slip_rate: float = 0.0,
+        unsure_rate: float = 0.0,
+    ):
+        self.truth = truth
+        self.error_rate = float(error_rate)
+        self.slip_rate = float(slip_rate)
+        self.unsure_rate = float(unsure_rate)
+        self.rng = np.random.default_rng(seed)
+        self.errors: set[int] = set()
+        self.chosen: dict[int, tuple[str, str]] = {}
+
+    def _key(self, annotator: ClassAnnotator, name: str) -> None:
+        index = annotator.classes.index(name)
+        if index < 10:
+            annotator.handle_key({"type": "keydown", "key": str((index + 1) % 10)})
+        else:
+            annotator.buttons[name].click()
+
+    def label(self, annotator: ClassAnnotator, n: int | None = None) -> int:
+        """Label up to ``n`` images (all remaining by default); return how many."""
+        steps = 0
+        while annotator.current is not None and (n is None or steps < n):
+            image_id = annotator.current
+            classes = annotator.classes
+            name = self.truth[image_id]
+            if self.rng.random() < self.error_rate:
+                name = str(self.rng.choice([c for c in classes if c != name]))
+                self.errors.add(image_id)
+            else:
+                self.errors.discard(image_id)
+            if self.rng.random() < self.slip_rate:
+                self._key(annotator, str(self.rng.choice([c for c in classes if c != name])))
+                annotator.handle_key({"type": "keydown", "key": "z"})
+            status = "labeled"
+            if self.rng.random() < self.unsure_rate:
+                annotator.handle_key({"type": "keydown", "key": "u"})
+                status = "unsure"
+            suggestion = annotator.suggestions.get(image_id)
+            if suggestion is not None and suggestion[0] == name:
+                annotator.handle_key({"type": "keydown", "key": "Enter"})
+            elif steps % 2:
+                annotator.buttons[name].click()
+            else:
+                self._key(annotator, name)
+            self.chosen[image_id] = (name, status)
+            steps += 1
+        return steps

@@ -1,0 +1,110 @@
+"""What to read: image files with labels, from a class-per-folder tree or a catalog split."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from helpers.images import FolderError, walk_class_tree
+from helpers.pipeline.options import PipelineError
+
+
+@dataclass
+class ImageList:
+    """Image files with integer labels and the class names the labels index."""
+
+    paths: list[str]
+    labels: np.ndarray
+    class_names: list[str]
+    left_out: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+
+    def __post_init__(self):
+        self.paths = [str(p) for p in self.paths]
+        self.labels = np.asarray(self.labels, dtype=np.int32).reshape(-1)
+        if len(self.paths) != len(self.labels):
+            raise PipelineError(
+                f"{len(self.paths)} paths but {len(self.labels)} labels; give one label per path"
+            )
+        if len(self.labels) and (
+            self.labels.min() < 0 or self.labels.max() >= len(self.class_names)
+        ):
+            raise PipelineError(
+                f"labels must lie in 0..{len(self.class_names) - 1} (one per class name)"
+            )
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __repr__(self) -> str:
+        return f"ImageList({len(self)} images, classes {self.class_names})"
+
+
+def list_folder(root: str | os.PathLike) -> ImageList:
+    """The images of a class-per-folder tree (``root/<class>/<image>``, any depth).
+
+    Read by :func:`helpers.images.walk_class_tree`, the same reader the importer uses,
+    so training sees exactly the images an import would store; what it leaves out
+    (stray files, other extensions, broken links) is in ``left_out`` with the reason.
+    Classes are the sub-folder names in sorted order, as in ``flow_from_directory``.
+    """
+    try:
+        tree = walk_class_tree(root)
+    except FolderError as exc:
+        raise PipelineError(str(exc)) from exc
+    if not tree.files:
+        raise PipelineError(
+            f"no image files in class sub-folders of {tree.root.resolve()}; lay the images "
+            "out as root/<class>/<image>"
+        )
+    index = {name: i for i, name in enumerate(tree.class_names)}
+    return ImageList(
+        [str(p) for p, _ in tree.files],
+        [index[name] for _, name in tree.files],
+        tree.class_names,
+        [(str(tree.root / where), reason) for where, reason in tree.left_out],
+    )
+
+
+def list_catalog(
+    catalog,
+    split: str | None = "train",
+    *,
+    annotator: str | None = None,
+    statuses: Sequence[str] = ("labeled",),
+    dataset: str | None = None,
+) -> ImageList:
+    """The labeled images of one catalog split, with one annotator's labels.
+
+    ``annotator`` defaults to the catalog's only annotator, or to ``"import"`` (labels
+    that came with a public data set) when there are several. Images without a label
+    from that annotator, or whose label status is not in ``statuses`` (by default
+    "unsure" and "skipped" are left out), are not listed: a model should not learn
+    from a label its annotator doubted.
+    """
+    annotators = catalog.annotators()
+    if annotator is None:
+        if len(annotators) == 1:
+            annotator = annotators[0]
+        elif "import" in annotators:
+            annotator = "import"
+        else:
+            raise PipelineError(
+                f"the catalog has labels from {annotators or 'no annotator'}; "
+                "pass annotator= to choose whose labels to train on"
+            )
+    elif annotator not in annotators:
+        raise PipelineError(f"no labels from annotator {annotator!r}; known: {annotators}")
+    class_names = catalog.classes()
+    index = {name: i for i, name in enumerate(class_names)}
+    rows = catalog.labeled_images(annotator, dataset=dataset, split=split, statuses=statuses)
+    if not rows:
+        raise PipelineError(
+            f"no images labeled by {annotator!r} with status in {tuple(statuses)} in split "
+            f"{split!r}; label some images or assign splits (Catalog.set_splits) first"
+        )
+    return ImageList(
+        [row["path"] for row in rows], [index[row["class_name"]] for row in rows], class_names
+    )
