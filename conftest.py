@@ -7,5 +7,5 @@ starts (kernels inherit this environment), runs the ``smoke`` profile.
 import os
 
 os.environ["COURSE_PROFILE"] = "smoke"
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("MPLBACKEND", "Agg")

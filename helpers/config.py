@@ -13,7 +13,6 @@ cell stays one line per knob and the three sizes sit side by side.
 from __future__ import annotations
 
 import os
-import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -95,19 +94,20 @@ def data_dir(*parts: str, create: bool = True) -> Path:
     return path
 
 
-def seed_everything(seed: int = DEFAULT_SEED) -> int:
-    """Seed Python's ``random``, NumPy and Keras (and so TensorFlow) with one call.
+def seed_everything(seed: int = DEFAULT_SEED, *, deterministic: bool = False) -> int:
+    """Seed Python's ``random``, NumPy and TensorFlow with ``keras.utils.set_random_seed``.
 
     On the CPU, the same profile and seed then give the same metrics run after run
     (tests/test_config.py checks this with a tiny fit done twice). GPUs may still
-    differ in the last digits because some kernels reduce in a nondeterministic order.
+    differ in the last digits because some kernels reduce in a nondeterministic order;
+    ``deterministic=True`` also calls ``tf.config.experimental.enable_op_determinism``,
+    which makes them repeatable at some cost in speed (and raises on ops that have no
+    deterministic kernel), for the runs that must match bit for bit.
     """
-    random.seed(seed)
     os.environ["PYTHONHASHSEED"] = str(seed)
-    import numpy as np
+    from helpers.quiet import keras, tf
 
-    np.random.seed(seed)
-    from helpers.quiet import keras
-
-    keras.utils.set_random_seed(seed)
+    keras.utils.set_random_seed(seed)  # seeds random, NumPy and TensorFlow together
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
     return seed

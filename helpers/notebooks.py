@@ -2,8 +2,9 @@
 
 Written down for people in CONTRIBUTING.md; enforced here so that tests (and
 ``python -m helpers check``) catch a notebook committed with outputs, without a
-``parameters`` cell, or without the sections a learner relies on. ``strip_outputs``
-is the fix for the commonest failure.
+``parameters`` cell, without the sections a learner relies on (in their order), or
+with more code than a lesson should hold. ``strip_outputs`` is the fix for the commonest
+failure.
 """
 
 from __future__ import annotations
@@ -17,6 +18,19 @@ NAME_PATTERN = re.compile(r"^\d{2}_[a-z0-9_]+\.ipynb$")
 PARAMETERS_TAG = "parameters"
 # Headings a learner can count on, in this order (the title is the first cell's "# ").
 REQUIRED_SECTIONS = ("What you will learn", "Setup", "Summary", "Exercises")
+# A notebook is a lesson: past this many lines of code, move the rest into helpers/.
+MAX_CODE_LINES = 300
+
+
+def code_lines(nb: nbformat.NotebookNode) -> int:
+    """Lines of code in the notebook's code cells: blank lines and comments not counted."""
+    return sum(
+        1
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for line in cell.source.splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    )
 
 
 def read(path: str | Path) -> nbformat.NotebookNode:
@@ -70,10 +84,22 @@ def check_notebook(path: str | Path) -> list[str]:
     headings = _headings(nb)
     if not headings or headings[0][0] != 1:
         problems.append("the first heading is not a '# Title'")
-    names = [text for _, text in headings]
+    names = [text.lower() for _, text in headings]
+    found = []
     for section in REQUIRED_SECTIONS:
-        if not any(name.lower().startswith(section.lower()) for name in names):
+        where = [k for k, name in enumerate(names) if name.startswith(section.lower())]
+        if not where:
             problems.append(f"no '{section}' section")
+        else:
+            found.append((where[0], section))
+    if [section for _, section in sorted(found)] != [section for _, section in found]:
+        order = " -> ".join(section for _, section in sorted(found))
+        problems.append(f"sections out of order ({order}); keep {' -> '.join(REQUIRED_SECTIONS)}")
+    lines = code_lines(nb)
+    if lines > MAX_CODE_LINES:
+        problems.append(
+            f"{lines} lines of code (limit {MAX_CODE_LINES}): move shared logic into helpers/"
+        )
     if not any(
         c.cell_type == "code" and re.search(r"^\s*assert\b", c.source, re.M) for c in nb.cells
     ):

@@ -104,22 +104,6 @@ def pixel_digests(catalog: Catalog, image_ids) -> list[str]:
     return out
 
 
-class _UnionFind:
-    def __init__(self, n: int):
-        self.parent = list(range(n))
-
-    def find(self, a: int) -> int:
-        while self.parent[a] != a:
-            self.parent[a] = self.parent[self.parent[a]]
-            a = self.parent[a]
-        return a
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
-
-
 def duplicate_groups(
     catalog: Catalog, image_ids=None, max_distance: int = 4, method: str = "phash"
 ) -> list[list[int]]:
@@ -127,28 +111,35 @@ def duplicate_groups(
 
     Two images are linked when their pixels are identical or their perceptual hashes
     differ in at most ``max_distance`` of 64 bits; groups are the connected components
-    (union-find), so a chain of near-copies forms one group. All pairs are compared,
-    vectorised in blocks: about a second for a few thousand images.
+    of that graph (``scipy.sparse.csgraph.connected_components``), so a chain of
+    near-copies forms one group. All pairs are compared, vectorised in blocks: about a
+    second for a few thousand images.
     """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     ids = [r["id"] for r in catalog.images()] if image_ids is None else [int(i) for i in image_ids]
-    uf = _UnionFind(len(ids))
+    rows, cols = [], []
     first: dict[str, int] = {}
     for k, digest in enumerate(pixel_digests(catalog, ids)):
         if digest in first:
-            uf.union(first[digest], k)
+            rows.append(first[digest])
+            cols.append(k)
         else:
             first[digest] = k
     bits = image_hashes(catalog, ids, method).astype(np.uint8)
     for start in range(0, len(ids), 512):
         block = bits[start : start + 512]
-        dist = (block[:, None, :] != bits[None, :, :]).sum(axis=2)
-        for a, b in zip(*np.nonzero(dist <= max_distance), strict=True):
-            if start + a < b:
-                uf.union(start + int(a), int(b))
+        a, b = np.nonzero((block[:, None, :] != bits[None, :, :]).sum(axis=2) <= max_distance)
+        keep = start + a < b
+        rows += (start + a[keep]).tolist()
+        cols += b[keep].tolist()
+    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(ids), len(ids)))
+    _, component = connected_components(graph, directed=False)
     groups: dict[int, list[int]] = {}
     for k, image_id in enumerate(ids):
-        groups.setdefault(uf.find(k), []).append(image_id)
-    return [sorted(g) for g in groups.values() if len(g) > 1]
+        groups.setdefault(int(component[k]), []).append(image_id)
+    return sorted(sorted(g) for g in groups.values() if len(g) > 1)
 
 
 # -- annotators -----------------------------------------------------------------------
@@ -217,19 +208,28 @@ def merge_annotators(
 def class_balance(labels: dict[int, str], classes: list[str]) -> dict[str, dict]:
     """Per class: count, share and the weight ``n / (k * count)`` for Keras ``class_weight``.
 
-    With these weights every class contributes the same total weight to the loss, so a
-    rare class is not ignored. A class with no images gets weight 0 (nothing to weight).
+    scikit-learn's "balanced" weights (``k`` = classes with images): every class then
+    contributes the same total weight to the loss, so a rare class is not ignored. A
+    class with no images gets weight 0 (nothing to weight).
     """
+    from sklearn.utils.class_weight import compute_class_weight
+
     counts = Counter(labels.values())
     unknown = set(counts) - set(classes)
     if unknown:
         raise CatalogError(f"labels hold classes {sorted(unknown)} missing from {classes}")
-    n, k = sum(counts.values()), len(classes)
+    n = sum(counts.values())
+    present = [c for c in classes if counts.get(c)]
+    weights = dict.fromkeys(classes, 0.0)
+    if present:
+        y = list(labels.values())
+        balanced = compute_class_weight("balanced", classes=np.array(present), y=np.array(y))
+        weights.update(zip(present, (float(w) for w in balanced), strict=True))
     return {
         c: {
             "count": counts.get(c, 0),
             "share": counts.get(c, 0) / n if n else 0.0,
-            "weight": n / (k * counts[c]) if counts.get(c) else 0.0,
+            "weight": weights[c],
         }
         for c in classes
     }

@@ -4,11 +4,15 @@ Modules and notebooks that need TensorFlow write ``from helpers.quiet import tf,
 instead of importing it directly; everything else in ``helpers`` never imports it, so
 the CLI, the catalog and the labeling widgets answer at once.
 
-TensorFlow 2.21 prints its oneDNN notice and an absl warning to the process's stderr at
-import whatever ``TF_CPP_MIN_LOG_LEVEL`` says, and Jupyter shows those lines in the
-notebook. So the import runs with file descriptor 2 captured, the known noise lines are
-dropped and anything else (a real error) is written back. oneDNN itself stays on:
-turning it off (``TF_ENABLE_ONEDNN_OPTS=0``) would make CPU training about 1.6x slower.
+``TF_CPP_MIN_LOG_LEVEL`` defaults to 3 here, which also drops TensorFlow's C++ error
+lines: each error that matters reaches Python as an exception carrying the same message,
+so the log lines only repeat it (one "Premature end of JPEG data" per corrupt file the
+pipeline already names, a oneDNN notice about uint8 images). TensorFlow 2.21 still
+prints its oneDNN notice and an absl warning to the process's stderr at import whatever
+``TF_CPP_MIN_LOG_LEVEL`` says, and Jupyter shows those lines in the notebook. So the
+import runs with file descriptor 2 captured, the known noise lines are dropped and
+anything else (a real error) is written back. oneDNN itself stays on: turning it off
+(``TF_ENABLE_ONEDNN_OPTS=0``) would make CPU training about 1.6x slower.
 """
 
 import os
@@ -16,7 +20,7 @@ import re
 import sys
 import tempfile
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 _IMPORT_NOISE = re.compile(
     r"All log messages before absl::InitializeLog|oneDNN custom operations are on"

@@ -346,7 +346,7 @@ def kernel_environment(profile: str, metrics_file: Path) -> dict[str, str]:
     env[PROFILE_ENV] = profile
     env[RESULTS_FILE_ENV] = str(metrics_file)
     env["MPLBACKEND"] = INLINE_BACKEND
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     return env
 
 

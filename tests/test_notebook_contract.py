@@ -89,3 +89,21 @@ def test_bad_name_no_kernelspec_and_no_assert_fail(tmp_path):
     assert any("is not NN_topic" in p for p in problems)
     assert any("kernelspec" in p for p in problems)
     assert any("asserts anything" in p for p in problems)
+
+
+def test_sections_out_of_order_fail(tmp_path):
+    nb = good_notebook()
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = (
+                cell.source.replace("## Summary", "## TMP")
+                .replace("## Exercises", "## Summary")
+                .replace("## TMP", "## Exercises")
+            )
+    assert any("out of order" in p for p in check_notebook(write(tmp_path, nb)))
+
+
+def test_too_much_code_fails(tmp_path):
+    nb = good_notebook()
+    nb.cells.append(nbformat.v4.new_code_cell("\n".join(f"x{i} = {i}" for i in range(301))))
+    assert any("lines of code (limit 300)" in p for p in check_notebook(write(tmp_path, nb)))

@@ -143,8 +143,9 @@ def test_class_balance_weights():
     labels = {1: "a", 2: "a", 3: "a", 4: "b"}
     bal = class_balance(labels, ["a", "b", "c"])
     assert bal["a"]["count"] == 3 and bal["c"]["weight"] == 0.0
-    assert bal["b"]["weight"] == pytest.approx(4 / (3 * 1))
+    assert bal["b"]["weight"] == pytest.approx(4 / (2 * 1))  # n / (classes with images * count)
     total = sum(v["count"] * v["weight"] for v in bal.values() if v["count"])
+    assert total == pytest.approx(len(labels))
     assert bal["a"]["count"] * bal["a"]["weight"] == pytest.approx(total / 2)
     with pytest.raises(CatalogError, match="missing"):
         class_balance({1: "z"}, ["a"])

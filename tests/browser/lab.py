@@ -105,7 +105,7 @@ class JupyterLabServer:
             JUPYTER_RUNTIME_DIR=str(self.state_dir / "runtime"),
             JUPYTER_DATA_DIR=str(self.state_dir / "data"),  # the notebook-signing key
             IPYTHONDIR=str(self.state_dir / "ipython"),
-            TF_CPP_MIN_LOG_LEVEL="2",
+            TF_CPP_MIN_LOG_LEVEL="3",
             PYTHONUNBUFFERED="1",
         )
         env.update(self.extra_env)
