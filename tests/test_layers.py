@@ -27,26 +27,24 @@ def test_the_import_contracts_hold():
     assert "0 broken" in result.stdout
 
 
-def test_a_backward_import_breaks_the_flow_contract(tmp_path):
-    shutil.copytree(
-        ROOT / "helpers", tmp_path / "helpers", ignore=shutil.ignore_patterns("__pycache__")
-    )
+def lint_with_line_added(tmp_path, module: str, line: str) -> subprocess.CompletedProcess:
+    """lint-imports over a copy of the package with ``line`` appended to ``module``."""
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(ROOT / "helpers", tmp_path / "helpers", ignore=ignore)
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    catalog = tmp_path / "helpers" / "catalog.py"
-    catalog.write_text(catalog.read_text() + "\nfrom helpers.pipeline import ImageList  # noqa\n")
-    result = lint(tmp_path)
+    path = tmp_path / "helpers" / f"{module}.py"
+    path.write_text(path.read_text() + f"\n{line}  # noqa\n")
+    return lint(tmp_path)
+
+
+def test_a_backward_import_breaks_the_flow_contract(tmp_path):
+    result = lint_with_line_added(tmp_path, "catalog", "from helpers.pipeline import ImageList")
     assert result.returncode == 1
     assert "helpers.catalog is not allowed to import helpers.pipeline" in result.stdout
 
 
 def test_scratch_importing_tensorflow_breaks_its_contract(tmp_path):
-    shutil.copytree(
-        ROOT / "helpers", tmp_path / "helpers", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    scratch = tmp_path / "helpers" / "scratch.py"
-    scratch.write_text(scratch.read_text() + "\nimport tensorflow  # noqa\n")
-    result = lint(tmp_path)
+    result = lint_with_line_added(tmp_path, "scratch", "import tensorflow")
     assert result.returncode == 1
     assert "helpers.scratch is not allowed to import tensorflow" in result.stdout
 
