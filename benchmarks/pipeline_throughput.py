@@ -1,4 +1,4 @@
-"""Images per second: the seed's ImageDataGenerator against the helpers tf.data pipeline.
+"""Images per second: the source articles' ImageDataGenerator against the helpers tf.data pipeline.
 
 Usage::
 
@@ -10,7 +10,7 @@ an empty or missing DIR is first filled with N generated 32x32 JPEGs
 same cores, one measurement after the other, after every file has been read once so
 that each contender finds the files in the operating system's page cache:
 
-- ``imagedatagenerator``: the seed's recipe, ``ImageDataGenerator(rescale=1./255)
+- ``imagedatagenerator``: the articles' recipe, ``ImageDataGenerator(rescale=1./255)
   .flow_from_directory(...)``, one epoch, iterated the way ``model.fit`` does (Keras 3
   runs it single-threaded by default);
 - ``decode_ceiling``: read and decode every file on every core, nothing else (no
