@@ -20,6 +20,7 @@ Run and maintain the course "from raw images to a fine-tuned model" from a termi
   python -m helpers run --profile smoke        the whole course, a few minutes
   python -m helpers run 03 -p EPOCHS=5         one notebook with another knob
   python -m helpers compare runs/A runs/B      what changed between two runs
+  python -m helpers timings runs/A runs/B      put the runs' times in README's notebook map
   python -m helpers check                      do the notebooks keep the contract?
   python -m helpers strip                      remove outputs before a commit
 """
@@ -85,6 +86,21 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("run_a", metavar="RUN_A", help="the earlier run folder")
     compare.add_argument("run_b", metavar="RUN_B", help="the later run folder")
 
+    timings = commands.add_parser(
+        "timings",
+        help="set the README's notebook map times from runs",
+        description=(
+            "Record the wall time and peak memory of every notebook that passed in the given "
+            "runs (one per profile, say a smoke and a laptop run) in "
+            "benchmarks/results/notebook_minutes.json, and rewrite the README's notebook map "
+            "from it. With --check, change nothing and exit 1 if the README disagrees."
+        ),
+    )
+    timings.add_argument("runs", nargs="*", metavar="RUN", help="run folders or results.json")
+    timings.add_argument(
+        "--check", action="store_true", help="only compare the README with the recorded times"
+    )
+
     check = commands.add_parser(
         "check",
         help="check notebooks against the notebook contract",
@@ -128,6 +144,30 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
+def _timings(args: argparse.Namespace) -> int:
+    import json
+
+    from helpers.config import project_root
+    from helpers.runner import MINUTES_FILE, readme_timing_problems, update_readme_timings
+
+    if args.check:
+        record_path = project_root() / MINUTES_FILE
+        if not record_path.exists():
+            raise RunnerError(f"no {MINUTES_FILE} yet: run python -m helpers timings RUN first")
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        readme = (project_root() / "README.md").read_text(encoding="utf-8")
+        problems = readme_timing_problems(readme, record)
+        for problem in problems:
+            print(problem)
+        print(f"README disagrees with {MINUTES_FILE}" if problems else "README is up to date.")
+        return 1 if problems else 0
+    if not args.runs:
+        raise RunnerError("give one or more run folders, e.g. runs/<time>-laptop")
+    changed = update_readme_timings(args.runs)
+    print("\n".join(changed) if changed else "README already up to date.")
+    return 0
+
+
 def _check(args: argparse.Namespace) -> int:
     from helpers.notebooks import check_notebook
     from helpers.runner import resolve_notebooks
@@ -164,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "check":
             return _check(args)
+        if args.command == "timings":
+            return _timings(args)
         return _strip(args)
     except (RunnerError, ProfileError) as err:
         print(f"error: {err}", file=sys.stderr)

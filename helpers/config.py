@@ -13,7 +13,12 @@ cell stays one line per knob and the three sizes sit side by side.
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import stat
+import warnings
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TypeVar
 
@@ -21,6 +26,10 @@ T = TypeVar("T")
 
 PROFILE_ENV = "COURSE_PROFILE"
 DATA_DIR_ENV = "COURSE_DATA_DIR"
+USER_ENV = "COURSE_USER"  # the name of this user's folder in a shared data directory
+PER_USER_ENV = "COURSE_DATA_PER_USER"  # "1" or "0" forces per-user folders on or off
+ALLOW_NETWORK_FS_ENV = "COURSE_ALLOW_NETWORK_FS"  # "1": only warn on a network file system
+COURSE_MARKER = ".course-folder"  # written into every folder the course creates to wipe later
 DEFAULT_PROFILE = "laptop"
 DEFAULT_SEED = 42
 
@@ -79,19 +88,250 @@ def project_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
+class DataDirError(RuntimeError):
+    """The data directory cannot be used safely; the message says what to do instead."""
+
+
+class NetworkFileSystemWarning(UserWarning):
+    """The data directory is on a network file system and ``COURSE_ALLOW_NETWORK_FS=1``."""
+
+
+def user_name() -> str:
+    """This user's folder name in a shared data directory: ``$COURSE_USER`` or the login.
+
+    Only letters, digits, ``.``, ``_`` and ``-`` are kept, so a name can never climb out
+    of the shared folder (``../x``) or clash with a path separator.
+    """
+    raw = os.environ.get(USER_ENV, "").strip()
+    if not raw:
+        try:
+            import getpass
+
+            raw = getpass.getuser()
+        except (ImportError, KeyError, OSError):  # no passwd entry (some containers)
+            raw = f"uid{os.getuid()}" if hasattr(os, "getuid") else "user"
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", raw).strip("._")
+    return name or "user"
+
+
+def is_shared(folder: Path) -> bool:
+    """Whether other users can write into ``folder``: owned by someone else, or writable
+    by its group or by everyone (a class folder made with ``chmod 1777`` or ``2775``)."""
+    try:
+        info = folder.stat()
+    except OSError:
+        return False
+    if not hasattr(os, "getuid"):
+        return False
+    return info.st_uid != os.getuid() or bool(info.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
+
+
+def _base_dir() -> Path:
+    """The course's data folder for this user; see :func:`data_dir`."""
+    raw = os.environ.get(DATA_DIR_ENV, "").strip()
+    if not raw:
+        return project_root() / "data"
+    base = Path(raw).expanduser().resolve()
+    per_user = os.environ.get(PER_USER_ENV, "").strip()
+    if per_user not in ("", "0", "1"):
+        raise DataDirError(f"{PER_USER_ENV} must be 1, 0 or unset, not {per_user!r}")
+    if per_user == "1" or (per_user == "" and is_shared(base)):
+        return base / user_name()
+    return base
+
+
+# File system types on which SQLite's locks and WAL shared memory cannot be trusted.
+NETWORK_FILESYSTEMS = frozenset(
+    {
+        "nfs",
+        "nfs4",
+        "cifs",
+        "smb3",
+        "smbfs",
+        "9p",
+        "afs",
+        "ncpfs",
+        "ceph",
+        "glusterfs",
+        "lustre",
+        "gpfs",
+        "beegfs",
+        "davfs",
+        "sshfs",
+        "fuse.sshfs",
+        "fuse.glusterfs",
+        "fuse.cephfs",
+        "fuse.s3fs",
+        "fuse.rclone",
+        "fuse.gcsfuse",
+        "fuse.davfs2",
+    }
+)
+
+
+def _unescape_mount_path(text: str) -> str:
+    """Mount tables write a space in a path as ``\\040`` (octal escapes)."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), text)
+
+
+def parse_mount_table(text: str) -> list[tuple[str, str]]:
+    """``(mount point, file system type)`` pairs from /proc/self/mountinfo or /proc/mounts."""
+    mounts = []
+    for line in text.splitlines():
+        fields = line.split()
+        if " - " in line:  # mountinfo: ... mount-point options [optional...] - fstype source
+            before, after = line.split(" - ", 1)
+            head, tail = before.split(), after.split()
+            if len(head) >= 5 and tail:
+                mounts.append((_unescape_mount_path(head[4]), tail[0]))
+        elif len(fields) >= 3:  # mounts: source mount-point fstype options ...
+            mounts.append((_unescape_mount_path(fields[1]), fields[2]))
+    return mounts
+
+
+def read_mount_table() -> str:
+    """The kernel's mount table ("" where there is none, as on macOS or Windows)."""
+    for name in ("/proc/self/mountinfo", "/proc/mounts"):
+        try:
+            with open(name, encoding="utf-8", errors="replace") as fh:
+                return fh.read()
+        except OSError:
+            continue
+    return ""
+
+
+def filesystem_type(path: str | os.PathLike, mount_table: str | None = None) -> str | None:
+    """The type of the file system ``path`` lives on (``ext4``, ``nfs4``, ...), or None.
+
+    The longest mount point that contains the resolved path wins; of two mounts on the
+    same point, the later one (it hides the earlier).
+    """
+    table = read_mount_table() if mount_table is None else mount_table
+    target = Path(path).expanduser().resolve().as_posix()
+    best, best_len = None, -1
+    for point, fstype in parse_mount_table(table):
+        point = point.rstrip("/") or "/"
+        inside = point == "/" or target == point or target.startswith(point + "/")
+        if inside and len(point) >= best_len:
+            best, best_len = fstype, len(point)
+    return best
+
+
+def is_network_filesystem(fstype: str | None) -> bool:
+    return fstype is not None and (fstype in NETWORK_FILESYSTEMS or fstype.startswith("nfs"))
+
+
+def check_local_filesystem(path: str | os.PathLike, mount_table: str | None = None) -> str | None:
+    """Refuse a data directory on a network file system (NFS, SMB/CIFS, sshfs, 9p, ...).
+
+    The catalog is SQLite in WAL mode, whose locks and shared-memory index are not safe
+    over a network file system: two kernels (or two machines) can corrupt it. Raises
+    :class:`DataDirError` saying what to do, or, with ``COURSE_ALLOW_NETWORK_FS=1``,
+    only warns. Returns the file system type.
+    """
+    fstype = filesystem_type(path, mount_table)
+    if not is_network_filesystem(fstype):
+        return fstype
+    where = Path(path).expanduser().resolve()
+    message = (
+        f"The course data directory {where} is on a network file system ({fstype}). The "
+        "catalog is an SQLite database in WAL mode, which is not safe there: kernels can "
+        f"corrupt it. Point {DATA_DIR_ENV} at a local disk, for example "
+        f"{DATA_DIR_ENV}=/tmp/{user_name()}-course (copy what you keep elsewhere "
+        f"afterwards), or set {ALLOW_NETWORK_FS_ENV}=1 to go on at your own risk."
+    )
+    if os.environ.get(ALLOW_NETWORK_FS_ENV, "").strip() == "1":
+        warnings.warn(message, NetworkFileSystemWarning, stacklevel=3)
+        return fstype
+    raise DataDirError(message)
+
+
 def data_dir(*parts: str, create: bool = True) -> Path:
     """A folder under the course's data directory (``$COURSE_DATA_DIR`` or ``<root>/data``).
 
     Everything the course downloads, generates or catalogs lives here, never at a
-    machine-specific path, so a teacher can point a whole class at a shared disk with
-    one environment variable.
+    machine-specific path. A teacher can point a whole class at one shared disk with
+    ``COURSE_DATA_DIR``: when other users can write there (see :func:`is_shared`), each
+    user works in their own ``<COURSE_DATA_DIR>/<user>/`` (``$COURSE_USER`` or the
+    login name; ``COURSE_DATA_PER_USER=1`` or ``0`` forces it), so no one's notebook
+    touches another's catalog. A folder on a network file system is refused, see
+    :func:`check_local_filesystem`.
     """
-    base = os.environ.get(DATA_DIR_ENV)
-    path = Path(base).expanduser() if base else project_root() / "data"
-    path = path.joinpath(*parts)
+    base = _base_dir()
+    existing = next((p for p in (base, *base.parents) if p.exists()), base)
+    check_local_filesystem(existing)
+    path = base.joinpath(*parts)
     if create:
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except PermissionError as exc:
+            raise DataDirError(
+                f"Cannot create {path.resolve()}: {exc.strerror}. For a shared class "
+                f"folder, make {base.parent if base.name == user_name() else base} writable "
+                f"for everyone (chmod 1777), or point {DATA_DIR_ENV} at a folder of your own."
+            ) from exc
     return path
+
+
+def is_course_folder(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a folder the course created (it holds the marker file)."""
+    marker = Path(path) / COURSE_MARKER
+    return marker.is_file() and not marker.is_symlink()
+
+
+def course_folder(path: str | os.PathLike, *, fresh: bool = False) -> Path:
+    """Create the folder ``path`` with the course's marker file in it; return it.
+
+    The marker says the course made it, which is what makes it safe to empty later:
+    with ``fresh=True`` a folder the course made earlier is removed and made anew, and
+    a folder the course did not make (no marker) is refused with :class:`DataDirError`
+    rather than deleted, unless it is empty. Without ``fresh`` an existing folder is
+    used as it is.
+    """
+    path = Path(path)
+    if fresh:
+        remove_course_folder(path)
+    if path.is_dir() and not is_course_folder(path) and any(path.iterdir()):
+        return path  # someone else's folder: use it, never claim it
+    path.mkdir(parents=True, exist_ok=True)
+    marker = path / COURSE_MARKER
+    if not marker.exists():
+        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        marker.write_text(
+            f"Created by the course (helpers.config.course_folder) on {stamp}.\n"
+            "The course may delete this folder and all it holds when a notebook starts "
+            "afresh.\n",
+            encoding="utf-8",
+        )
+    return path
+
+
+def remove_course_folder(path: str | os.PathLike) -> bool:
+    """Delete ``path`` if the course created it (see :func:`course_folder`); return whether
+    something was removed.
+
+    A missing folder is fine (False); an empty folder is removed; a symbolic link, a
+    file, or a folder with content but no marker raises :class:`DataDirError` naming it,
+    so a wrong ``DATA_DIR`` can never wipe a learner's own files.
+    """
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return False
+    where = path.absolute()
+    if path.is_symlink() or not path.is_dir():
+        raise DataDirError(
+            f"{where} is not a folder the course made (it is a link or a file); the course "
+            "deletes only folders it created. Move it away or choose another DATA_DIR."
+        )
+    if not is_course_folder(path) and any(path.iterdir()):
+        raise DataDirError(
+            f"{where} was not created by the course (it has no {COURSE_MARKER} marker), so "
+            "the course will not delete it. If it holds nothing you need (for example, data "
+            "from an older version of the course), delete it yourself; otherwise choose "
+            "another DATA_DIR."
+        )
+    shutil.rmtree(path)
+    return True
 
 
 def seed_everything(seed: int = DEFAULT_SEED, *, deterministic: bool = False) -> int:

@@ -36,7 +36,7 @@ from typing import TextIO
 
 import nbformat
 
-from helpers.config import DEFAULT_SEED, PROFILE_ENV, get_profile, project_root
+from helpers.config import DEFAULT_SEED, PROFILE_ENV, PROFILES, get_profile, project_root
 from helpers.files import write_atomic
 from helpers.notebooks import course_notebooks, parameters_cell_index, read
 from helpers.results import RESULTS_FILE_ENV, read_recorded
@@ -132,6 +132,75 @@ def notebook_parameters(nb: nbformat.NotebookNode) -> list[str]:
     return [] if index is None else parameter_names(nb.cells[index].source)
 
 
+_CASTS = {"str": str, "int": int, "float": float, "bool": bool}
+
+
+def _value_types(node: ast.expr) -> tuple[type, ...] | None:
+    """The types a default can take: a literal's type, those of every ``P.choose(...)``
+    branch, or the cast's in ``str(...)``; None when the cell computes it otherwise."""
+    try:
+        return (type(ast.literal_eval(node)),)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        pass
+    if isinstance(node, ast.Call):
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr == "choose" and node.keywords:
+            branches = [_value_types(k.value) for k in node.keywords]
+            if None in branches:
+                return None
+            return tuple(dict.fromkeys(t for types in branches for t in types))
+        if isinstance(func, ast.Name) and func.id in _CASTS:
+            return (_CASTS[func.id],)
+    return None
+
+
+def parameter_defaults(source: str) -> dict[str, tuple[tuple[type, ...] | None, str]]:
+    """``{name: (types its default can take, the default as written)}`` for a parameters
+    cell's single-name assignments; the last assignment of a name counts."""
+    defaults: dict[str, tuple[tuple[type, ...] | None, str]] = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target = node.target
+        else:
+            continue
+        if isinstance(target, ast.Name):
+            text = ast.get_source_segment(source, node.value) or ""
+            defaults[target.id] = (_value_types(node.value), text)
+    return defaults
+
+
+def _accepts(types: tuple[type, ...] | None, value: object) -> bool:
+    """Whether ``value`` fits a default of ``types``: the same type, an int for a float,
+    a list for a tuple (and back); anything for a default of None or one computed."""
+    if types is None or types == (type(None),):
+        return True
+    kind = type(value)
+    if kind in types or (kind is int and float in types):
+        return True
+    return kind in (list, tuple) and bool({list, tuple} & set(types))
+
+
+def check_parameter_types(path: Path, source: str, given: dict[str, object]) -> list[str]:
+    """One line per ``-p`` value whose type does not fit its default in ``path``'s cell."""
+    problems = []
+    defaults = parameter_defaults(source)
+    for name, value in given.items():
+        types, text = defaults.get(name, (None, ""))
+        if _accepts(types, value):
+            continue
+        wanted = " or ".join("None" if t is type(None) else t.__name__ for t in types)
+        hint = "; put quotes around a string (-p NAME=\"'text'\")" if str in types else ""
+        kind = type(value).__name__
+        problems.append(
+            f"-p {name}={value!r} is {'an' if kind[0] in 'aeiou' else 'a'} {kind}, but "
+            f"{path.stem} expects "
+            f"{wanted} for {name} (its parameters cell: {name} = {text}){hint}"
+        )
+    return problems
+
+
 def split_parameters(
     notebooks: list[Path], parameters: dict[str, object]
 ) -> dict[Path, dict[str, object]]:
@@ -139,9 +208,16 @@ def split_parameters(
 
     ``-p SEED=1`` over the whole course reaches every notebook with a ``SEED`` knob;
     a name that no chosen notebook assigns is a typo and is refused before anything
-    runs, with the names that do exist.
+    runs, with the names that do exist. So is a value whose type does not fit the
+    knob's default (``-p BATCH_SIZE=oops`` where the cell says ``BATCH_SIZE = 32``):
+    it would otherwise fail minutes later in some other cell, without the knob's name.
     """
-    knobs = {path: notebook_parameters(read(path)) for path in notebooks}
+    cells = {}
+    for path in notebooks:
+        nb = read(path)
+        index = parameters_cell_index(nb)
+        cells[path] = "" if index is None else nb.cells[index].source
+    knobs = {path: parameter_names(source) for path, source in cells.items()}
     unknown = [name for name in parameters if not any(name in k for k in knobs.values())]
     if unknown:
         listing = "; ".join(f"{p.stem}: {', '.join(k) or 'none'}" for p, k in knobs.items())
@@ -149,7 +225,15 @@ def split_parameters(
             f"no chosen notebook's parameters cell assigns {', '.join(unknown)}. "
             f"The parameters cells assign: {listing}"
         )
-    return {path: {n: v for n, v in parameters.items() if n in k} for path, k in knobs.items()}
+    split = {path: {n: v for n, v in parameters.items() if n in k} for path, k in knobs.items()}
+    problems = [
+        line
+        for path, given in split.items()
+        for line in check_parameter_types(path, cells[path], given)
+    ]
+    if problems:
+        raise RunnerError("refused before running anything:\n  " + "\n  ".join(problems))
+    return split
 
 
 def inject_parameters(nb: nbformat.NotebookNode, parameters: dict[str, object]) -> int | None:
@@ -623,6 +707,153 @@ def run_course(
 def failed(report: dict) -> list[str]:
     """The notebooks that did not pass."""
     return [name for name, r in report["notebooks"].items() if r["status"] != "passed"]
+
+
+# --- the README's notebook map, from measured runs -----------------------------------------------
+
+MINUTES_FILE = Path("benchmarks") / "results" / "notebook_minutes.json"
+MAP_HEADER = "| notebook | what you learn |"
+PEAK_SUFFIX = " peak MB"
+
+
+def format_duration(seconds: float) -> str:
+    """``"12 s"`` under a minute, ``"1.4 min"`` above: what a reader plans a lesson with."""
+    return f"{seconds:.0f} s" if seconds < 59.5 else f"{seconds / 60:.1f} min"
+
+
+def record_timings(reports: list[dict], path: Path | None = None) -> dict:
+    """Merge the passed notebooks of ``reports`` into ``benchmarks/results/notebook_minutes.json``.
+
+    The file keeps, per profile, each notebook's wall time and peak memory with the run
+    it came from (commit, date, CPU), so the README can be checked against it and a new
+    notebook's run adds its row without rerunning the others. Failed notebooks are left
+    out: a failure's time says nothing about the lesson.
+    """
+    path = project_root() / MINUTES_FILE if path is None else Path(path)
+    record = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    for report in reports:
+        env = report["environment"]
+        profile = record.setdefault(env["profile"], {})
+        device = env.get("device") or {}
+        for name, result in report["notebooks"].items():
+            if result["status"] != "passed":
+                continue
+            profile[name] = {
+                "seconds": result["seconds"],
+                "peak_memory_mb": result["peak_memory_mb"],
+                "git_commit": env.get("git_commit"),
+                "started": env.get("started"),
+                "cpu": f"{device.get('cpu')} ({device.get('cpu_cores')} cores)",
+            }
+        record[env["profile"]] = dict(sorted(profile.items()))
+    write_atomic(path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
+    return record
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _map_bounds(lines: list[str]) -> tuple[int, int]:
+    """The header line's index and the index past the table's last row."""
+    start = next((i for i, line in enumerate(lines) if line.startswith(MAP_HEADER)), None)
+    if start is None:
+        raise RunnerError(f"no notebook map in the README: no line starts with {MAP_HEADER!r}")
+    end = start + 2
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    return start, end
+
+
+def _measured_cell(column: str, name: str, record: dict) -> str | None:
+    """What the map's ``column`` says for notebook ``name``; None for a column not measured."""
+    profile, peak = column, False
+    if column.endswith(PEAK_SUFFIX):
+        profile, peak = column[: -len(PEAK_SUFFIX)], True
+    if profile not in PROFILES:
+        return None
+    entry = record.get(profile, {}).get(name)
+    if entry is None:
+        return "—"
+    if peak:
+        return "—" if entry["peak_memory_mb"] is None else f"{entry['peak_memory_mb']:.0f}"
+    return format_duration(entry["seconds"])
+
+
+def _title(path: Path) -> str:
+    """A notebook's title without its number: what a new row of the map starts with."""
+    nb = read(path)
+    first = next((c.source for c in nb.cells if c.cell_type == "markdown"), "")
+    line = first.strip().splitlines()[0] if first.strip() else path.stem
+    return line.lstrip("# ").split("·", 1)[-1].strip()
+
+
+def readme_with_timings(text: str, record: dict, notebooks: list[Path] | None = None) -> str:
+    """The README with its notebook map's time and memory columns set from ``record``.
+
+    Every course notebook gets a row (a new one is added with its title as the "what you
+    learn" text, to be edited by hand); cells of columns named after a profile get the
+    measured time, ``"<profile> peak MB"`` columns the peak memory, and "—" where that
+    profile has no measurement for the notebook. Other columns are left as written.
+    """
+    lines = text.split("\n")
+    start, end = _map_bounds(lines)
+    header = _cells(lines[start])
+    rows = {_cells(line)[0].strip("`"): _cells(line) for line in lines[start + 2 : end]}
+    names = [p.stem for p in (course_notebooks() if notebooks is None else notebooks)]
+    for name in names:
+        if name not in rows:
+            path = next(p for p in (notebooks or course_notebooks()) if p.stem == name)
+            rows[name] = [f"`{name}`", _title(path)] + ["—"] * (len(header) - 2)
+    ordered = sorted(rows, key=lambda n: (n not in names, names.index(n) if n in names else 0))
+    body = []
+    for name in ordered:
+        cells = rows[name] + [""] * (len(header) - len(rows[name]))
+        for k, column in enumerate(header):
+            value = _measured_cell(column, name, record)
+            if value is not None:
+                cells[k] = value
+        body.append(_row(cells))
+    return "\n".join(lines[: start + 2] + body + lines[end:])
+
+
+def readme_timing_problems(
+    text: str, record: dict, notebooks: list[Path] | None = None
+) -> list[str]:
+    """Where the README's notebook map disagrees with ``record``: one line per row."""
+    expected = readme_with_timings(text, record, notebooks).split("\n")
+    actual = text.split("\n")
+    start, end = _map_bounds(actual)
+    new_start, new_end = _map_bounds(expected)
+    if new_end - new_start != end - start:
+        have = {_cells(line)[0] for line in actual[start + 2 : end]}
+        missing = [_cells(line)[0] for line in expected[new_start + 2 : new_end]]
+        missing = [m for m in missing if m not in have]
+        return [f"the notebook map has no row for {', '.join(missing)}"]
+    return [
+        f"README line {start + k + 1}: {a!r} should be {b!r}"
+        for k, (a, b) in enumerate(zip(actual[start:end], expected[new_start:new_end], strict=True))
+        if a != b
+    ]
+
+
+def update_readme_timings(runs: list[str | Path], readme: Path | None = None) -> list[str]:
+    """``python -m helpers timings RUN...``: record the runs' times, rewrite the README map.
+
+    Returns the README's map lines that changed, so the command can say what it did.
+    """
+    reports = [load_report(run) for run in runs]
+    record = record_timings(reports)
+    readme = project_root() / "README.md" if readme is None else Path(readme)
+    before = readme.read_text(encoding="utf-8")
+    after = readme_with_timings(before, record)
+    if after != before:
+        write_atomic(readme, after.encode())
+    return [line for line in after.split("\n") if line not in before.split("\n")]
 
 
 # --- comparing two runs -----------------------------------------------------------------------

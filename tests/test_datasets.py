@@ -43,3 +43,50 @@ def test_a_failed_download_says_what_to_do(monkeypatch):
         datasets.load_arrays("mnist")
     message = str(err.value)
     assert "KERAS_HOME" in message and "digits" in message
+
+
+@pytest.fixture
+def keras_home(monkeypatch, tmp_path):
+    """Keras reads KERAS_HOME once, at import: point both it and the variable at tmp_path."""
+    import keras.src.backend.config as keras_config
+
+    (tmp_path / "keras").mkdir()
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setattr(keras_config, "_KERAS_DIR", str(tmp_path / "keras"))
+    return tmp_path / "keras"
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist", "cifar10"])
+def test_the_offline_error_names_the_file_keras_itself_looks_for(monkeypatch, keras_home, name):
+    import keras.src.utils.file_utils as file_utils
+
+    wanted = []
+
+    def no_network(origin, target, *args):
+        wanted.append(target)
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(file_utils, "urlretrieve", no_network)
+    with pytest.raises(DatasetUnavailable) as err:
+        load_arrays(name)
+    expected = datasets.cache_files(name)
+    assert wanted[0] == str(expected[0])  # what Keras would read is what we name
+    assert all(str(path) in str(err.value) for path in expected)
+    assert str(keras_home.resolve()) in str(expected[0])
+
+
+def test_only_the_missing_cache_files_are_named(monkeypatch, keras_home):
+    import keras
+
+    present, *missing = datasets.cache_files("fashion_mnist")
+    present.parent.mkdir(parents=True)
+    present.write_bytes(b"copied")
+
+    def offline():
+        raise Exception("URL fetch failure")
+
+    monkeypatch.setattr(keras.datasets.fashion_mnist, "load_data", offline)
+    with pytest.raises(DatasetUnavailable) as err:
+        load_arrays("fashion_mnist")
+    assert str(present) not in str(err.value)
+    assert all(str(path) in str(err.value) for path in missing)

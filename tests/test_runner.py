@@ -8,6 +8,7 @@ notebook recorded. nbval already executes every course notebook, so only the fas
 ones run here, to keep CI time down. The rest are unit tests that start no kernel.
 """
 
+import ast
 import io
 import json
 import os
@@ -27,8 +28,10 @@ from helpers.runner import (
     PeakMemory,
     Progress,
     RunnerError,
+    check_parameter_types,
     compare_runs,
     inject_parameters,
+    parameter_defaults,
     parameter_names,
     parse_parameters,
     resolve_notebooks,
@@ -288,7 +291,200 @@ def test_check_and_strip_commands(tmp_path, capsys):
     assert "holds outputs" not in capsys.readouterr().out
 
 
-def test_peak_memory_of_a_running_process():
-    memory = PeakMemory()
-    memory.watch(os.getpid())
-    assert memory.stop() > 1
+def test_a_value_of_the_wrong_type_is_refused_with_the_knob_and_its_type(tmp_path, capsys):
+    out = tmp_path / "never"
+    assert main(["run", str(RECORDING), "-p", "SCALE=oops", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "-p SCALE='oops' is a str, but records_metrics expects int for SCALE" in err
+    assert not out.exists()
+
+
+CELL = """\
+SEED = 42
+EPOCHS = P.choose(smoke=1, laptop=10, full=40)
+LR = 1e-3
+LIMIT = None
+SIZE = P.choose(smoke=None, laptop=64, full=128)
+DATA_DIR = str(data_dir("x"))
+SHAPE = (32, 32)
+NAME = "camera"
+FLAG = P.choose(smoke=False, laptop=True, full=True)
+COMPUTED = 2 ** SEED
+"""
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("EPOCHS", 5),
+        ("LR", 1),  # an int where a float is expected is fine
+        ("LIMIT", 100),  # a default of None takes anything
+        ("SIZE", None),
+        ("SIZE", 96),
+        ("DATA_DIR", "/data/x"),
+        ("SHAPE", [64, 64]),  # a list for a tuple
+        ("NAME", "astronaut"),
+        ("FLAG", False),
+        ("COMPUTED", "anything"),  # computed: nothing to check against
+    ],
+)
+def test_values_that_fit_the_default_pass(name, value):
+    assert check_parameter_types(Path("09_x.ipynb"), CELL, {name: value}) == []
+
+
+@pytest.mark.parametrize(
+    "name, value, wanted",
+    [
+        ("EPOCHS", "oops", "expects int for EPOCHS"),
+        ("EPOCHS", 2.5, "expects int"),
+        ("EPOCHS", True, "expects int"),  # a bool is not a count
+        ("LR", "fast", "expects float"),
+        ("SIZE", "big", "expects None or int"),
+        ("NAME", 3, "expects str"),
+        ("FLAG", 1, "expects bool"),
+        ("SHAPE", 32, "expects tuple"),
+    ],
+)
+def test_values_that_do_not_fit_are_named_with_the_expected_type(name, value, wanted):
+    [problem] = check_parameter_types(Path("09_x.ipynb"), CELL, {name: value})
+    assert problem.startswith(f"-p {name}={value!r} is ") and wanted in problem
+    assert f"(its parameters cell: {name} = " in problem
+
+
+def test_every_course_knob_accepts_its_own_defaults():
+    for path in course_notebooks():
+        nb = nbformat.read(str(path), as_version=4)
+        source = next(c.source for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+        for name, (types, text) in parameter_defaults(source).items():
+            assert types is None or types, (path.name, name)
+            try:
+                value = ast.literal_eval(text)
+            except ValueError:
+                continue
+            assert check_parameter_types(path, source, {name: value}) == [], (path.name, name)
+
+
+ALLOCATE = """\
+import sys, time
+block = bytearray(int(sys.argv[1]) * 2**20)
+for i in range(0, len(block), 4096):
+    block[i] = 1  # touch every page, so it is resident
+print("ready", flush=True)
+time.sleep(30)
+"""
+
+
+def peak_of_child(megabytes):
+    child = subprocess.Popen(
+        [sys.executable, "-c", ALLOCATE, str(megabytes)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        memory = PeakMemory(interval=0.05)
+        memory.watch(child.pid)
+        memory.sample()
+        return memory.stop()
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_peak_memory_sees_what_the_kernel_process_allocated():
+    small, large = peak_of_child(0), peak_of_child(300)
+    assert large >= 300 > small
+    assert large - small == pytest.approx(300, abs=30)
+
+
+def test_peak_memory_without_vmhwm_samples_with_psutil(monkeypatch):
+    import helpers.runner as runner
+
+    monkeypatch.setattr(runner, "_vm_hwm_bytes", lambda pid: None)  # as on macOS
+    assert peak_of_child(200) >= 200
+
+
+# -- the README's notebook map is generated from measured runs ---------------------------
+
+MAP = """\
+# Course
+
+| notebook | what you learn | smoke | laptop | laptop peak MB |
+|---|---|---|---|---|
+| `00_setup` | check the install | 0.1 min | 0.1 min | 1 |
+| `01_acquire` | get images | 3 s | typed by hand | 2 |
+
+Minutes are wall times.
+"""
+
+
+def timing_report(profile, rows):
+    notebooks = {
+        name: {"status": status, "seconds": seconds, "peak_memory_mb": peak}
+        for name, (status, seconds, peak) in rows.items()
+    }
+    env = {"profile": profile, "git_commit": "abc", "started": "today"}
+    env["device"] = {"cpu": "AMD EPYC", "cpu_cores": 2}
+    return {"notebooks": notebooks, "environment": env}
+
+
+def course_like(tmp_path, names):
+    paths = []
+    for name in names:
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_markdown_cell(f"# {name[:2]} · Title of {name}\n\nText.")]
+        nbformat.write(nb, str(tmp_path / f"{name}.ipynb"))
+        paths.append(tmp_path / f"{name}.ipynb")
+    return paths
+
+
+def test_timings_fill_the_map_and_add_a_row_for_a_new_notebook(tmp_path):
+    from helpers.runner import readme_timing_problems, readme_with_timings, record_timings
+
+    smoke = timing_report("smoke", {"00_setup": ("passed", 4.2, 700.0)})
+    laptop = timing_report(
+        "laptop",
+        {
+            "00_setup": ("passed", 12.4, 810.4),
+            "01_acquire": ("failed", 3.0, 500.0),  # a failure's time is not the lesson's
+            "06_cnn": ("passed", 130.0, 1290.0),
+        },
+    )
+    record = record_timings([smoke, laptop], tmp_path / "minutes.json")
+    assert record["laptop"]["00_setup"]["peak_memory_mb"] == 810.4
+    assert "01_acquire" not in record["laptop"]
+    assert json.loads((tmp_path / "minutes.json").read_text()) == record
+
+    notebooks = course_like(tmp_path, ["00_setup", "01_acquire", "06_cnn"])
+    text = readme_with_timings(MAP, record, notebooks)
+    assert "| `00_setup` | check the install | 4 s | 12 s | 810 |" in text
+    assert "| `01_acquire` | get images | — | — | — |" in text  # nothing measured: no figure
+    assert text.splitlines()[-3] == "| `06_cnn` | Title of 06_cnn | — | 2.2 min | 1290 |"
+    assert text.endswith("Minutes are wall times.\n")
+    assert readme_timing_problems(MAP, record, notebooks) == [
+        "the notebook map has no row for `06_cnn`"
+    ]
+    assert readme_timing_problems(text, record, notebooks) == []
+
+
+def test_a_hand_edited_time_in_the_map_is_caught(tmp_path):
+    from helpers.runner import readme_timing_problems, readme_with_timings
+
+    record = {"laptop": {"00_setup": {"seconds": 90.0, "peak_memory_mb": 1000.0}}}
+    notebooks = course_like(tmp_path, ["00_setup"])
+    text = readme_with_timings(
+        MAP.replace("| `01_acquire` | get images | 3 s | typed by hand | 2 |\n", ""),
+        record,
+        notebooks,
+    )
+    assert "| 1.5 min | 1000 |" in text
+    [problem] = readme_timing_problems(text.replace("1.5 min", "0.4 min"), record, notebooks)
+    assert "0.4 min" in problem and "should be" in problem and "1.5 min" in problem
+
+
+def test_the_readme_map_agrees_with_the_last_measured_runs():
+    """README.md's notebook map is generated: rerun `python -m helpers timings RUN...` after
+    a smoke and a laptop run to refresh it, never edit its times by hand."""
+    from helpers.runner import MINUTES_FILE, readme_timing_problems
+
+    record = json.loads((project_root() / MINUTES_FILE).read_text(encoding="utf-8"))
+    readme = (project_root() / "README.md").read_text(encoding="utf-8")
+    assert readme_timing_problems(readme, record) == []

@@ -3,9 +3,10 @@
 Offline (no network ever): ``digits`` (scikit-learn: 1,797 real handwritten digits,
 8x8), ``lfw_faces`` (scikit-image: 100 faces and 100 non-faces, 25x25) and ``shapes``
 (generated scenes with class and box ground truth, see helpers.acquire.synthetic).
-Online (``keras.datasets``, cached under ``$KERAS_HOME`` or ``~/.keras/datasets``):
-``mnist``, ``fashion_mnist``, ``cifar10``. Offline, those fail within seconds with a
-:class:`DatasetUnavailable` that says what to do instead of a bare traceback.
+Online (``keras.datasets``, cached under ``$KERAS_HOME/datasets``, by default
+``~/.keras/datasets``): ``mnist``, ``fashion_mnist``, ``cifar10``. Offline, those fail
+within seconds with a :class:`DatasetUnavailable` that names the exact cache files to
+copy (:data:`CACHE_FILES`) instead of a bare traceback.
 
 Every loader returns uint8 images, (N, H, W) for grayscale or (N, H, W, 3) for colour,
 as ``keras.datasets`` does, so notebooks scale them the same way whatever the source.
@@ -13,7 +14,9 @@ as ``keras.datasets`` does, so notebooks scale them the same way whatever the so
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -22,6 +25,43 @@ from helpers.acquire.arrays import ArrayDataset, split_arrays
 
 class DatasetUnavailable(RuntimeError):
     """A public data set could not be fetched (usually: no internet)."""
+
+
+# What keras.datasets (Keras 3) reads from its cache, relative to <keras home>/datasets.
+# Copy these from a machine that loaded the data set once, and it loads offline.
+CACHE_FILES: dict[str, tuple[str, ...]] = {
+    "mnist": ("mnist.npz",),
+    "fashion_mnist": tuple(
+        f"fashion-mnist/{name}"
+        for name in (
+            "train-labels-idx1-ubyte.gz",
+            "train-images-idx3-ubyte.gz",
+            "t10k-labels-idx1-ubyte.gz",
+            "t10k-images-idx3-ubyte.gz",
+        )
+    ),
+    # The download cifar-10-python.tar.gz under the name Keras gives it; Keras unpacks it.
+    "cifar10": ("cifar-10-batches-py-target_archive",),
+}
+
+
+def keras_cache_dir() -> Path:
+    """Where ``keras.datasets`` caches downloads: ``$KERAS_HOME/datasets``, by default
+    ``~/.keras/datasets``. Like Keras's ``get_file``, fall back to ``/tmp/.keras`` when
+    that folder is missing or read-only (Keras creates it when it is first imported)."""
+    home = os.environ.get("KERAS_HOME")
+    if not home:
+        base = os.path.expanduser("~")
+        home = os.path.join(base if os.access(base, os.W_OK) else "/tmp", ".keras")
+    home = os.path.expanduser(home)
+    if not os.access(home, os.W_OK):
+        home = os.path.join("/tmp", ".keras")
+    return Path(home).resolve() / "datasets"
+
+
+def cache_files(name: str) -> list[Path]:
+    """The absolute paths of the files ``keras.datasets`` needs for public data set ``name``."""
+    return [keras_cache_dir() / relative for relative in CACHE_FILES[name]]
 
 
 def _digits(seed: int, test_size: float) -> ArrayDataset:
@@ -110,12 +150,20 @@ def _keras(name: str) -> Callable[[int, float], ArrayDataset]:
         try:
             (x_tr, y_tr), (x_te, y_te) = module.load_data()
         except Exception as exc:  # keras raises a plain Exception on URL fetch failure
+            files = cache_files(name)
+            missing = [str(f) for f in files if not f.exists()] or [str(f) for f in files]
+            extra = (
+                " (the file cifar-10-python.tar.gz from the CIFAR page, renamed)"
+                if name == "cifar10"
+                else ""
+            )
+            first = (str(exc).splitlines() or [""])[0][:200]
             raise DatasetUnavailable(
                 f"Could not load {name!r} through keras.datasets ({type(exc).__name__}: "
-                f"{str(exc).splitlines()[0][:200]}). With no internet, either copy the "
-                f"file Keras caches for it into $KERAS_HOME/datasets (default "
-                f"~/.keras/datasets) from a machine that has it, or use an offline data "
-                f"set: {', '.join(OFFLINE)} (the smoke and laptop profiles do)."
+                f"{first}). With no internet, copy {' and '.join(missing)}{extra} from a "
+                f"machine that has loaded it once (the folder is $KERAS_HOME/datasets, "
+                f"default ~/.keras/datasets), or use an offline data set: "
+                f"{', '.join(OFFLINE)} (the smoke and laptop profiles do)."
             ) from exc
         classes, source, license = meta
         return ArrayDataset(

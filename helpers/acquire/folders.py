@@ -14,6 +14,8 @@ whole import. Labels that come with the data are stored with annotator and sourc
 from __future__ import annotations
 
 import csv
+import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from PIL import Image
 
 from helpers.catalog import SPLITS, Catalog, CatalogError
 from helpers.images import (
+    ClassTree,
     FolderError,
     ImageRejected,
     check_image_bytes,
@@ -178,6 +181,33 @@ def ingest_scenes(
 # -- folders -------------------------------------------------------------------------
 
 
+class ClassFolderWarning(UserWarning):
+    """A class-per-folder tree that cannot train a classifier as it stands."""
+
+
+def class_tree_problems(tree: ClassTree) -> list[str]:
+    """What keeps a class tree from training a classifier: empty class folders (the model
+    would get an output for a class it never sees) and a single class with images (a
+    classifier needs two). One sentence each, with the absolute path and what to do."""
+    counts = Counter(name for _, name in tree.files)
+    root = tree.root.resolve()
+    problems = []
+    empty = [name for name in tree.class_names if not counts[name]]
+    if empty:
+        problems.append(
+            f"class folder(s) {', '.join(empty)} in {root} hold no image files: a model "
+            "trained on this tree gets an output for a class it never sees. Put images in "
+            "them, or remove the empty folders."
+        )
+    filled = [name for name in tree.class_names if counts[name]]
+    if len(filled) == 1:
+        problems.append(
+            f"only one class, {filled[0]!r}, has images in {root}: one class cannot train a "
+            f"classifier. Add a folder for each other class ({root}/<class>/<image>)."
+        )
+    return problems
+
+
 def _require_dir(path: Path, what: str) -> None:
     if not path.is_dir():
         raise FolderError(f"{what} {path.resolve()} is not a folder; check the path")
@@ -194,6 +224,9 @@ def _ingest_class_tree(
     prefix = root.relative_to(base)
     for where, reason in tree.left_out:
         report.skipped.append(((prefix / where).as_posix(), reason))
+    for problem in class_tree_problems(tree):
+        report.notes.append((prefix.as_posix(), problem))
+        warnings.warn(problem, ClassFolderWarning, stacklevel=3)
     catalog.set_classes(tree.class_names)
     ids = []
     for path, name in tree.files:
@@ -207,7 +240,12 @@ def _ingest_class_tree(
 
 
 def ingest_class_folders(catalog: Catalog, root: str | Path, *, dataset: str) -> IngestReport:
-    """Import ``root/<class>/<image>`` (the ``flow_from_directory`` layout) with labels."""
+    """Import ``root/<class>/<image>`` (the ``flow_from_directory`` layout) with labels.
+
+    Empty class folders and a tree with a single class are imported, but warned about
+    (:class:`ClassFolderWarning`) and noted in the report: labels may still come later,
+    but as it stands such a tree cannot train a classifier.
+    """
     root = Path(root)
     _require_dir(root, "class folder root")
     report = IngestReport()

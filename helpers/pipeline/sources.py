@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from helpers.acquire.folders import ClassFolderWarning, class_tree_problems
 from helpers.images import FolderError, walk_class_tree
 from helpers.pipeline.options import PipelineError
 
@@ -59,6 +61,8 @@ def list_folder(root: str | os.PathLike) -> ImageList:
             f"no image files in class sub-folders of {tree.root.resolve()}; lay the images "
             "out as root/<class>/<image>"
         )
+    for problem in class_tree_problems(tree):  # the importer warns the same way
+        warnings.warn(problem, ClassFolderWarning, stacklevel=3)
     index = {name: i for i, name in enumerate(tree.class_names)}
     return ImageList(
         [str(p) for p, _ in tree.files],

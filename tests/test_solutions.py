@@ -1,0 +1,67 @@
+"""Every exercise solution in solutions/ runs against the helpers and its answer holds."""
+
+import pytest
+
+from solutions import s00_setup, s01_acquire, s04_softmax_regression, s05_convolution
+
+
+def test_00_setup(tmp_path):
+    assert s00_setup.exercise_1() == {"EPOCHS": (3, 10), "MIN_ACCURACY": (0.5, 0.9)}
+    assert s00_setup.exercise_2() is False  # without re-seeding the draws differ
+    assert s00_setup.exercise_3(tmp_path / "elsewhere") == tmp_path / "elsewhere"
+    accuracy = s00_setup.exercise_4(epochs=30)
+    assert accuracy["train_accuracy"] >= accuracy["test_accuracy"] - 0.01
+    assert accuracy["train_accuracy"] > 0.97
+
+
+def test_01_acquire(tmp_path):
+    runs = s01_acquire.exercise_1(tmp_path, n=6)
+    assert runs["first_stored"] == 6 and runs["first_requests"] >= 6
+    assert runs["second_stored"] == 0 and runs["second_requests"] == 0
+    assert runs["second_already"] == 6
+    notes = s01_acquire.exercise_2(tmp_path)
+    assert list(notes) == ["cross/phone.jpg"] and "orientation 6" in notes["cross/phone.jpg"]
+    small = s01_acquire.exercise_3(tmp_path)
+    assert small["stored"] >= 1 and "fault/huge" in small["failed"]
+    assert all("too large" in reason for reason in small["failed"].values())
+    assert len(s01_acquire.exercise_4(n=5)) == 5
+    strict = s01_acquire.exercise_5(tmp_path)
+    assert [url.rsplit("/", 2)[-2:] for url in strict["strict_rejects"]] == [
+        ["fault", "wrong-type"]
+    ]
+    assert len(strict["kept"]) == 1
+
+
+def test_04_softmax_regression():
+    errors = s04_softmax_regression.exercise_1()
+    assert errors["with_1_over_n"] < 1e-6 and errors["without_1_over_n"] > 0.9
+    l2 = s04_softmax_regression.exercise_2()
+    assert l2["norm_l2"] < l2["norm_plain"]
+    assert abs(l2["accuracy_l2"] - l2["accuracy_plain"]) < 0.02
+    full = s04_softmax_regression.exercise_3(sgd_epochs=5)
+    assert full["full_batch_epochs"] is not None and full["full_batch_epochs"] > 10 * 5
+    rates = s04_softmax_regression.exercise_4()
+    assert rates["raw"]["learning_rate"] < rates["scaled"]["learning_rate"]
+    assert rates["raw"]["final_loss"] > 10 * rates["scaled"]["final_loss"]
+    assert s04_softmax_regression.exercise_5() == (8, 8)
+
+
+def test_05_convolution():
+    shapes = s05_convolution.exercise_1()
+    assert shapes["formula"] == shapes["keras"] == (16, 16, 16) and shapes["padding"] == (2, 2)
+    assert s05_convolution.exercise_2() == {"five_3x3": 11, "with_pool": 18}
+    errors = s05_convolution.exercise_3()
+    assert errors["valid_stride3"] < 1e-6 and errors["same_stride2"] < 1e-6
+    assert errors["same_crop_shifted"] > 0.1
+    fits = s05_convolution.exercise_4()
+    assert fits["adam"] < 0.05 < fits["gradient_descent"]
+    assert s05_convolution.exercise_5() == (64, 64, 16)
+
+
+@pytest.mark.parametrize(
+    "module", [s00_setup, s01_acquire, s04_softmax_regression, s05_convolution]
+)
+def test_every_solution_says_its_answer(module):
+    exercises = [getattr(module, n) for n in dir(module) if n.startswith("exercise_")]
+    assert len(exercises) >= 4
+    assert all(len((f.__doc__ or "").split()) > 15 for f in exercises)
