@@ -85,3 +85,123 @@ def _wrap(text: str, size: float) -> str:
     import textwrap
 
     return "\n".join(textwrap.wrap(text, width=max(8, int(size * 9)))) or text
+
+
+def learning_curves(histories: dict, *, metrics: Sequence[str] = ("loss", "accuracy")):
+    """Training (solid) and validation (dashed) curves per epoch, one panel per metric.
+
+    ``histories`` maps a run's name to its Keras ``history.history`` dict (or one such
+    dict alone). A validation curve that turns up while the training one keeps falling
+    is overfitting; two curves that stay far apart from the start, too little data.
+    """
+    import matplotlib.pyplot as plt
+
+    if "loss" in histories:
+        histories = {"": histories}
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.2), squeeze=False)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        for k, (name, history) in enumerate(histories.items()):
+            colour = f"C{k}"
+            for key, style in ((metric, "-"), (f"val_{metric}", "--")):
+                values = history.get(key)
+                if values:
+                    label = f"{name} {'validation' if key.startswith('val_') else 'training'}"
+                    epochs = range(1, len(values) + 1)
+                    ax.plot(epochs, values, style, color=colour, label=label.strip())
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def lr_finder(result):
+    """The learning-rate finder's sweep: smoothed loss against learning rate (log scale),
+    the suggestion and the minimum marked (``result``: ``helpers.train.LRFinderResult``)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot(result.learning_rates, result.losses)
+    ax.set_xscale("log")
+    ax.axvline(result.minimum, color="grey", linestyle=":", label=f"minimum {result.minimum:.2g}")
+    ax.axvline(
+        result.suggestion, color="C3", linestyle="--", label=f"suggested {result.suggestion:.2g}"
+    )
+    low, high = np.percentile(result.losses, [0, 90])
+    ax.set_ylim(low - 0.05 * (high - low), high + 0.1 * (high - low))
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("smoothed training loss")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrix(matrix, class_names: Sequence[str], *, normalize: bool = True):
+    """A confusion matrix (rows true, columns predicted) as a heat map with counts, or
+    row fractions when ``normalize`` (each row then reads as the class's recall split)."""
+    import matplotlib.pyplot as plt
+
+    matrix = np.asarray(matrix, dtype=float)
+    shown = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1) if normalize else matrix
+    k = len(class_names)
+    size = min(0.5 * k + 2, 12)
+    fig, ax = plt.subplots(figsize=(size, size * 0.85))
+    im = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalize else None)
+    ax.set_xticks(range(k), class_names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(k), class_names, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if k <= 20:
+        for i in range(k):
+            for j in range(k):
+                text = f"{shown[i, j]:.2f}" if normalize else f"{int(matrix[i, j])}"
+                colour = "white" if shown[i, j] > 0.6 * (shown.max() or 1) else "black"
+                ax.text(j, i, text, ha="center", va="center", fontsize=7, color=colour)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    return fig
+
+
+def top_losses(images, rows: Sequence[dict], *, cols: int = 8):
+    """The images of ``helpers.evaluate.Evaluation.top_losses`` titled "true -> predicted
+    (probability)": the model's most confident mistakes, often label errors."""
+    titles = [f"{r['true']} -> {r['predicted']} ({r['probability']:.2f})" for r in rows]
+    picked = [images[r["index"]] for r in rows]
+    return image_grid(picked, titles, cols=cols, size=1.6, suptitle="top losses")
+
+
+def bar_table(names: Sequence[str], values: Sequence[float], *, xlabel: str, ax=None):
+    """Horizontal bars with their values written at the end: a step table at a glance."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 0.4 * len(names) + 1))
+    positions = np.arange(len(names))[::-1]
+    ax.barh(positions, values, color="C0")
+    ax.set_yticks(positions, names, fontsize=8)
+    for y, v in zip(positions, values, strict=True):
+        ax.text(v, y, f" {v:.3f}", va="center", fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def class_counts(counts: dict[str, dict], classes: Sequence[str], *, title: str = ""):
+    """Grouped bars: images per class for each group (``{group: {class: count}}``), e.g.
+    one annotator's labels or the train/val/test splits, with each group's total in the
+    legend, so a missing or starved class shows at a glance."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 2.6))
+    width = 0.8 / max(1, len(counts))
+    positions = np.arange(len(classes))
+    for k, (group, by_class) in enumerate(counts.items()):
+        values = [by_class.get(c, 0) for c in classes]
+        label = f"{group} ({sum(values)})"
+        ax.bar(positions + (k - (len(counts) - 1) / 2) * width, values, width, label=label)
+    ax.set_xticks(positions, [str(c) for c in classes])
+    ax.set(xlabel="class", ylabel="images", title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

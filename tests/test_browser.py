@@ -5,9 +5,11 @@ front-end extension missing, JupyterLab swallowing a keyboard shortcut (or actin
 it too: "1" turns a cell into a heading), an image that never shows, a box stored in
 screen pixels instead of image pixels. So this test starts JupyterLab on 127.0.0.1,
 opens tests/browser/annotate.ipynb in headless Chromium, runs it, then clicks class
-buttons, presses the shortcut keys, uses undo and skip and drags boxes with the mouse,
-and finally opens the catalog from this process and checks it holds exactly those
-labels and boxes. Screenshots of the widgets go to test-artifacts/browser/.
+buttons, presses the shortcut keys (a digit class's own key), uses undo and skip, reads
+the line that says what was stored, drags boxes with the mouse using the box
+annotator's one navigation, fixes a label in the review gallery, and finally opens the
+catalog from this process and checks it holds exactly those labels and boxes.
+Screenshots of each widget go to test-artifacts/browser/.
 
 It needs Debian's ``chromium`` (``apt-get install -y chromium``; .ci/run installs it).
 Without it the test is skipped with the reason, except under CI (``$CI`` set), where
@@ -160,16 +162,22 @@ def test_class_annotator_by_clicks_and_keys(lab):
     widget = page.locator(".course-class-annotator")
     status = widget.locator(".course-status")
     keys = widget.locator(".course-keys")
+    feedback = widget.locator(".course-feedback")
     expect(widget.locator(".course-class-button")).to_have_count(3, timeout=WAIT_MS)
-    expect(status).to_contain_text(f"image 1/5 (id {ids[0]})", timeout=WAIT_MS)
+    expect(status).to_contain_text("image 1 of 5", timeout=WAIT_MS)
+    assert f"id {ids[0]}" not in status.inner_text()  # a position, not internal ids
+    expect(widget.locator(".course-legend")).to_contain_text("pointer over the image")
+    # Digit classes: each button is the digit itself, and so is its key.
+    assert widget.locator(".course-class-button").all_inner_texts() == ["0", "1", "2"]
     image = shown_image(widget.locator(".course-image"))
     assert image["natural"] == [first["width"], first["height"]], image  # the real 8x8 digit
     assert image["shown"][0] >= 8 * first["width"], f"the digit is not shown enlarged: {image}"
-    screenshot(widget, "class_annotator_start.png")
 
     def at(position: int):
-        text = f"image {position}/5 (id {ids[position - 1]})"
-        expect(status).to_contain_text(text, timeout=WAIT_MS)
+        expect(status).to_contain_text(f"image {position} of 5", timeout=WAIT_MS)
+
+    def said(text: str):
+        expect(feedback).to_contain_text(text, timeout=WAIT_MS)
 
     def press(key: str):
         keys.hover()  # ipyevents hears keys while the pointer is over the image area
@@ -178,18 +186,23 @@ def test_class_annotator_by_clicks_and_keys(lab):
     def click(css: str):
         widget.locator(css).click()
 
-    click(".course-class-zero")  # image 1: a button
+    click(".course-class-0")  # image 1: a button
     at(2)
-    press("2")  # image 2: the key of the 2nd class
+    said("stored: 0 (undo: z)")
+    press("1")  # image 2: key 1 stores class "1" (not the 1st class, "0")
     at(3)
+    said("stored: 1 (undo: z)")
+    screenshot(widget, "class_annotator_start.png")
     press("u")  # image 3: unsure by key, then a class key
     expect(widget.locator(".course-unsure")).to_have_class(ACTIVE, timeout=WAIT_MS)
-    press("3")
+    press("2")
     at(4)
+    said("stored: 2, unsure (undo: z)")
     press("1")  # image 4: label, undo with z, label, undo with Backspace ...
     at(5)
     press("z")
     at(4)
+    said("undone: 1")
     press("1")
     at(5)
     press("Backspace")
@@ -202,12 +215,13 @@ def test_class_annotator_by_clicks_and_keys(lab):
     at(5)
     click(".course-unsure")  # image 5: unsure by button, then a class button
     expect(widget.locator(".course-unsure")).to_have_class(ACTIVE, timeout=WAIT_MS)
-    click(".course-class-two")
-    expect(status).to_contain_text("All 5 images labeled", timeout=WAIT_MS)
-    expect(widget.locator(".course-counts")).to_contain_text(
-        "5/5 done | zero: 1, one: 1, two: 2, skipped: 1", timeout=WAIT_MS
-    )
-    screenshot(widget, "class_annotator.png")
+    click(".course-class-2")
+    done = widget.locator(".course-done")
+    expect(done).to_contain_text("Done: all 5 images labeled", timeout=WAIT_MS)
+    expect(done).to_contain_text("0: 1, 1: 1, 2: 2, unsure: 2, skipped: 1")
+    expect(widget.locator(".course-counts")).to_contain_text("5 of 5 done", timeout=WAIT_MS)
+    expect(widget.locator(".course-image")).to_be_hidden()  # no blank square left behind
+    screenshot(widget, "class_annotator_done.png")
 
     with open_catalog(lab) as catalog:
         stored = {
@@ -215,11 +229,11 @@ def test_class_annotator_by_clicks_and_keys(lab):
             for r in catalog.labels(ANNOTATOR)
         }
     assert stored == {
-        ids[0]: ("zero", "labeled", "human"),
-        ids[1]: ("one", "labeled", "human"),
-        ids[2]: ("two", "unsure", "human"),
+        ids[0]: ("0", "labeled", "human"),
+        ids[1]: ("1", "labeled", "human"),
+        ids[2]: ("2", "unsure", "human"),
         ids[3]: (None, "skipped", "human"),
-        ids[4]: ("two", "unsure", "human"),
+        ids[4]: ("2", "unsure", "human"),
     }
     # The keys went to the widget only: JupyterLab's command mode did not also turn a
     # cell into a heading ("1"), add one or delete one.
@@ -264,8 +278,15 @@ def test_box_annotator_by_mouse(lab):
     widget = page.locator(".course-box-annotator")
     status = widget.locator(".course-status")
     img = widget.locator(".course-bbox img")
+    # One navigation: jupyter-bbox-widget's own Skip and Submit are hidden, and the
+    # course's buttons say what they do.
+    expect(widget.locator(".course-box-next")).to_be_visible(timeout=WAIT_MS)
+    buttons = [t.strip() for t in widget.locator("button:visible").all_inner_texts()]
+    assert not {"Skip", "Submit"} & set(buttons), buttons
+    assert [b for b in buttons if "image" in b] == ["previous image", "next image"], buttons
+    expect(widget.locator(".course-box-hint")).to_contain_text("Drag on the image")
     for n, (row, target, cls) in enumerate(zip(scenes, targets, ("square", "circle"), strict=True)):
-        expect(status).to_contain_text(f"image {n + 1}/2 (id {row['id']}", timeout=WAIT_MS)
+        expect(status).to_contain_text(f"image {n + 1} of 2", timeout=WAIT_MS)
         shown = shown_image(img)
         # Shown enlarged by a whole factor, aspect kept: boxes map back exactly.
         factor = shown["natural"][0] / row["width"]
@@ -282,10 +303,13 @@ def test_box_annotator_by_mouse(lab):
         expect(status).to_contain_text(f"new boxes: {cls}", timeout=WAIT_MS)
         drag_box(page, img, (row["width"], row["height"]), target)
         try:
-            expect(status).to_contain_text("1 boxes by", timeout=WAIT_MS)
+            expect(status).to_contain_text("| 1 box by", timeout=WAIT_MS)
         except AssertionError as exc:
             said = widget.locator(".course-message").inner_text()
             raise AssertionError(f"the drag stored no box; the annotator says {said!r}") from exc
+        expect(widget.locator(".course-box-progress")).to_contain_text(
+            f"{n + 1} of 2 images have boxes", timeout=WAIT_MS
+        )
         screenshot(widget, f"box_annotator_{n + 1}.png")
         if n == 0:
             widget.locator(".course-box-next").click()
@@ -301,4 +325,29 @@ def test_box_annotator_by_mouse(lab):
         # Original-image pixels, not the enlarged copy's or the screen's: within 1 pixel.
         assert got == pytest.approx(list(target), abs=1.0), (got, target)
     assert cell_kinds(page) == cells_before
+    assert_no_page_errors(lab)
+
+
+def test_review_gallery_fixes_a_label(lab):
+    from playwright.sync_api import expect
+
+    page = lab.page
+    gallery = page.locator(".course-review-gallery")
+    expect(gallery.locator(".course-review-card")).to_have_count(2, timeout=WAIT_MS)
+    expect(gallery.locator(".course-review-header")).to_contain_text(
+        "probability for the given label"
+    )
+    first = gallery.locator(".course-review-card").first
+    expect(first.locator(".course-review-text")).to_contain_text("P(2) = 0.03")
+    options = first.locator(".course-review-menu option").all_inner_texts()
+    assert options == ["0", "1", "2"], options  # the data set's classes, not the scenes'
+    first.locator(".course-review-accept").click()
+    expect(first.locator(".course-review-state")).to_contain_text("saved: 0", timeout=WAIT_MS)
+    screenshot(gallery, "review_gallery.png")
+    with open_catalog(lab) as catalog:
+        rows = catalog.labels("reviewer")
+        first_id = catalog.images(dataset="digits")[0]["id"]
+    assert [(r["image_id"], r["class_name"], r["source"]) for r in rows] == [
+        (first_id, "0", "review")
+    ]
     assert_no_page_errors(lab)

@@ -113,6 +113,32 @@ def test_review_gallery_fixes_in_place(digits_catalog, tmp_path):
     assert got[second["image_id"]] == (second["given"], "review")
     assert got[third["image_id"]] == ("7", "review")
     assert "course-review-gallery" in gallery.root._dom_classes
+    text = gallery.cards[first["image_id"]]["issue"]["quality"]
+    assert f"= {text:.2f}" in gallery.root.children[2].children[0].children[1].value
+    assert "probability for the given label" in gallery.header.value
+    gallery.freeze("reviewed by a script")
+    assert gallery.cards[first["image_id"]]["set"].disabled
+
+
+def test_review_gallery_offers_the_classes_of_the_data_set_under_review(tmp_path):
+    cat = Catalog(tmp_path)
+    data = load_arrays("digits", limit=120, seed=1)
+    cat.set_classes(data.class_names)
+    cat.set_classes(["circle", "square"])  # another data set's classes in the same catalog
+    ids = []
+    for k, (x, y) in enumerate(zip(data.x_train, data.y_train, strict=True)):
+        ids.append(cat.add_image_array(x, dataset="digits")[0])
+        given = (int(y) + 1) % 10 if k % 15 == 0 else int(y)
+        cat.set_label(ids[-1], data.class_names[given], annotator="ben")
+    shape = cat.add_image_array(np.full((8, 8, 3), 99, np.uint8), dataset="shapes")[0]
+    cat.set_label(shape, "circle", annotator="ben")
+    issues = find_label_issues(cat, "ben", ids, seed=0)[:3]
+    gallery = ReviewGallery(cat, issues, annotator="ben")
+    digits = [c for c in cat.classes() if c not in ("circle", "square")]
+    assert gallery.classes == digits
+    assert list(gallery.cards[issues[0]["image_id"]]["menu"].options) == digits
+    with pytest.raises(CatalogError, match="lack"):
+        ReviewGallery(cat, issues, annotator="ben", classes=["circle"])
 
 
 def _png(array):

@@ -12,12 +12,13 @@ class SimulatedAnnotator:
 
     Why: a notebook must run headless under nbval, and label-quality checks can only
     be measured against errors we know. It sends the same key events and button clicks
-    a person does (digits, ``u``, ``z``, ``Enter``), so the code under test is the
-    widget's own. It knows the true class of each image (``truth``); with probability
-    ``error_rate`` it picks another class on purpose and remembers the image in
-    ``errors``. With ``slip_rate`` it presses a wrong digit and undoes it with ``z``;
-    with ``unsure_rate`` it flags the label unsure. Where the widget shows a model
-    suggestion equal to its choice it confirms it with Enter.
+    a person does (the class keys the widget's own key map gives, ``u``, ``z``,
+    ``Enter``), so the code under test is the widget's own. It knows the true class of
+    each image (``truth``); with probability ``error_rate`` it picks another class on
+    purpose and remembers the image in ``errors``. With ``slip_rate`` it presses a wrong
+    class key and undoes it with ``z``; with ``unsure_rate`` it flags the label unsure.
+    Where the widget shows a model suggestion equal to its choice it confirms it with
+    Enter.
     """
 
     def __init__(
@@ -38,11 +39,12 @@ class SimulatedAnnotator:
         self.chosen: dict[int, tuple[str, str]] = {}
 
     def _key(self, annotator: ClassAnnotator, name: str) -> None:
-        index = annotator.classes.index(name)
-        if index < 10:
-            annotator.handle_key({"type": "keydown", "key": str((index + 1) % 10)})
-        else:
+        """Press the key the widget shows for ``name`` (its own map), or click its button."""
+        key = annotator.key_of.get(name)
+        if key is None:
             annotator.buttons[name].click()
+        else:
+            annotator.handle_key({"type": "keydown", "key": key})
 
     def label(self, annotator: ClassAnnotator, n: int | None = None) -> int:
         """Label up to ``n`` images (all remaining by default); return how many."""
