@@ -17,8 +17,11 @@ way round.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
+import time
+import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -26,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers.files import sha256_bytes, write_atomic
+from helpers.files import TEMP_PREFIX, sha256_bytes, write_atomic
 from helpers.images import (
     CheckedImage,
     ImageRejected,
@@ -112,6 +115,37 @@ class SchemaTooNewError(CatalogError):
     """The catalog file was written by a newer version of helpers."""
 
 
+class CatalogUnavailable(CatalogError):
+    """The catalog cannot be opened or written now; nothing was changed.
+
+    The message says what to do. A labeling widget catches this (and its subclasses)
+    to show "could not save: ..." and keep its place: the action can simply be redone.
+    """
+
+
+class CatalogLocationError(CatalogUnavailable):
+    """The catalog's path is not a folder that can hold a catalog."""
+
+
+class CatalogReadOnly(CatalogUnavailable):
+    """The catalog's folder or file is not writable: it is open for reading only."""
+
+
+class CatalogBusy(CatalogUnavailable):
+    """Another process held the catalog's write lock for longer than ``busy_timeout``."""
+
+
+class CatalogReadOnlyWarning(UserWarning):
+    """A catalog opened for reading only, because its folder or file is not writable."""
+
+
+STALE_TEMPORARY_SECONDS = 60  # older than any write in progress: left by a killed process
+
+
+def _writable(path: Path) -> bool:
+    return os.access(path, os.W_OK)
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -123,22 +157,35 @@ class Catalog:
     bad input, raises :class:`CatalogError` and changes nothing.
     """
 
-    def __init__(self, root: str | Path | None = None):
+    def __init__(self, root: str | Path | None = None, *, busy_timeout: float = 5.0):
+        """Open (or create) the catalog at ``root``.
+
+        ``busy_timeout`` is how long a write waits for another process's write to end
+        before :class:`CatalogBusy` says so (a label action is a few milliseconds, so
+        waiting means another process holds the lock for a long transaction). A
+        folder that is not writable is opened for reading only, with a
+        :class:`CatalogReadOnlyWarning`; every write then raises :class:`CatalogReadOnly`.
+        """
         if root is None:
             from helpers.config import data_dir
 
             root = data_dir()
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
         self.db_path = self.root / DB_NAME
+        self.busy_timeout = float(busy_timeout)
         self._lock = threading.RLock()
         self._depth = 0  # nesting of transaction() in the thread holding the lock
-        self._conn = sqlite3.connect(
-            self.db_path, timeout=30, isolation_level=None, check_same_thread=False
+        self._make_folder()
+        self.read_only = not _writable(self.root) or (
+            self.db_path.exists() and not _writable(self.db_path)
         )
+        self.removed_temporaries: list[Path] = []
+        if self.read_only:
+            self._conn = self._open_read_only()
+        else:
+            self._conn = self._connect(str(self.db_path), uri=False)
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA foreign_keys = ON")
-        self._conn.execute("PRAGMA busy_timeout = 30000")
         version = self._conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             self._conn.close()
@@ -147,13 +194,136 @@ class Catalog:
                 f"version {SCHEMA_VERSION}. It was written by a newer version of the course: "
                 f"update (git pull, then pip install -r requirements.txt); the file is untouched."
             )
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        # One script, one transaction: a new catalog gets all tables or none. Every
-        # statement is CREATE ... IF NOT EXISTS, so re-running it on open is cheap and
-        # adds tables that additive changes within this schema version brought.
-        with self._lock:
-            self._conn.executescript(
-                f"BEGIN IMMEDIATE;{_SCHEMA}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;"
+        if self.read_only:
+            return
+        try:
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            # One script, one transaction: a new catalog gets all tables or none. Every
+            # statement is CREATE ... IF NOT EXISTS, so re-running it on open is cheap and
+            # adds tables that additive changes within this schema version brought.
+            with self._lock:
+                self._conn.executescript(
+                    f"BEGIN IMMEDIATE;{_SCHEMA}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;"
+                )
+        except sqlite3.OperationalError as exc:
+            self._conn.close()
+            raise self._unavailable(exc) from None
+        self.removed_temporaries = self._remove_stale_temporaries()
+
+    def _make_folder(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise CatalogLocationError(
+                f"{self.root} is a file (or lies under one), not a folder: a catalog is a "
+                f"folder holding {DB_NAME} and images/. Give a folder path (it is created if "
+                "missing), or move the file out of the way."
+            ) from None
+        except PermissionError:
+            raise CatalogReadOnly(
+                f"cannot create the catalog folder {self.root}: permission denied. Give a "
+                "folder you can write to (the course's data/ folder, or your home folder)."
+            ) from None
+        if not self.root.is_dir():
+            raise CatalogLocationError(f"{self.root} is not a folder; give a folder path")
+
+    def _connect(self, target: str, *, uri: bool) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            target,
+            timeout=self.busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,
+            uri=uri,
+        )
+        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+        return conn
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """Open for reading, and say so; a WAL catalog in a locked folder needs care.
+
+        SQLite reads a WAL database through its ``-shm`` file, which it cannot create in
+        a folder it may not write; then the file is opened as immutable (no other
+        process can be writing to it there anyway, or the folder would be writable).
+        """
+        if not self.db_path.exists():
+            raise CatalogReadOnly(
+                f"cannot create a catalog in {self.root}: the folder is not writable. Give a "
+                "folder you can write to, or fix its permissions (chmod u+w)."
+            )
+        from urllib.parse import quote
+
+        base = "file:" + quote(str(self.db_path.resolve()))
+        for query in ("?mode=ro", "?mode=ro&immutable=1"):
+            conn = self._connect(base + query, uri=True)
+            try:
+                conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+                break
+            except sqlite3.OperationalError:
+                conn.close()
+        else:
+            raise CatalogReadOnly(f"cannot read {self.db_path}: check its permissions")
+        warnings.warn(
+            f"the catalog {self.root} is not writable, so it is open for reading only: "
+            "labels and images cannot be saved. Fix the permissions (chmod u+w), or copy "
+            "the folder somewhere writable and open the copy.",
+            CatalogReadOnlyWarning,
+            stacklevel=3,
+        )
+        return conn
+
+    def _remove_stale_temporaries(self) -> list[Path]:
+        """Delete ``.tmp-*`` files a killed process left between its write and its rename.
+
+        Only those older than :data:`STALE_TEMPORARY_SECONDS`: a younger one may belong
+        to a write in progress in another process.
+        """
+        removed = []
+        limit = time.time() - STALE_TEMPORARY_SECONDS
+        images = self.root / IMAGES_DIR
+        if not images.is_dir():
+            return removed
+        for folder in os.scandir(images):
+            if not folder.is_dir(follow_symlinks=False):
+                continue
+            for entry in os.scandir(folder.path):
+                if entry.name.startswith(TEMP_PREFIX) and entry.is_file(follow_symlinks=False):
+                    try:
+                        if entry.stat().st_mtime < limit:
+                            os.unlink(entry.path)
+                            removed.append(Path(entry.path))
+                    except FileNotFoundError:
+                        pass  # renamed or removed meanwhile
+        return removed
+
+    def _unavailable(self, exc: sqlite3.OperationalError) -> BaseException:
+        """The catalog error for an SQLite failure about the file, not the query
+        (``exc`` itself for any other failure)."""
+        text = str(exc).lower()
+        if "locked" in text or "busy" in text:
+            return CatalogBusy(
+                f"could not write to {self.db_path}: another process (a second notebook or "
+                f"annotator on the same catalog?) held its write lock for over "
+                f"{self.busy_timeout:g} s. Nothing was saved; try again, or finish or close "
+                "the other writer first."
+            )
+        if "readonly" in text or "read-only" in text:
+            return CatalogReadOnly(
+                f"could not write to {self.db_path}: it is read-only. Nothing was saved; fix "
+                "the permissions (chmod u+w on the folder and the file), then reopen it."
+            )
+        if "disk is full" in text or "disk i/o" in text:
+            return CatalogUnavailable(
+                f"could not write to {self.db_path}: {exc}. Nothing was saved; free some disk "
+                "space, then try again."
+            )
+        return exc
+
+    def _require_writable(self) -> None:
+        if self.read_only:
+            raise CatalogReadOnly(
+                f"the catalog {self.root} is open for reading only (its folder or file is not "
+                "writable), so nothing can be saved. Fix the permissions (chmod u+w) and "
+                "reopen it, or copy it somewhere writable."
             )
 
     # -- plumbing -------------------------------------------------------------------
@@ -166,6 +336,7 @@ class Catalog:
         the same thread, joins it, so several calls (an import) commit as one or not
         at all.
         """
+        self._require_writable()
         with self._lock:
             if self._depth:
                 self._depth += 1
@@ -174,16 +345,22 @@ class Catalog:
                 finally:
                     self._depth -= 1
                 return
-            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise self._unavailable(exc) from None
             self._depth = 1
             try:
                 yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
+                self._conn.execute("COMMIT")
+            except BaseException as exc:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.OperationalError) and self._unavailable(exc) is not exc:
+                    raise self._unavailable(exc) from None
                 raise
             finally:
                 self._depth = 0
-            self._conn.execute("COMMIT")
 
     def query(self, sql: str, params: Iterable = ()) -> list[dict]:
         """Run a read-only query; rows come back as plain dicts."""
@@ -251,6 +428,7 @@ class Catalog:
         existing = self.query("SELECT id FROM images WHERE sha256 = ?", (digest,))
         if existing:
             return existing[0]["id"], False
+        self._require_writable()
         info = {
             "width": checked.width,
             "height": checked.height,
@@ -260,7 +438,13 @@ class Catalog:
         rel = Path(IMAGES_DIR) / digest[:2] / f"{digest}.{stored_extension(checked.format)}"
         target = self.root / rel
         if not target.exists() or sha256_bytes(target.read_bytes()) != digest:
-            write_atomic(target, data)
+            try:
+                write_atomic(target, data)
+            except PermissionError as exc:
+                raise CatalogReadOnly(
+                    f"could not write {target}: permission denied. Nothing was saved; fix the "
+                    "permissions of the catalog folder (chmod -R u+w), then try again."
+                ) from exc
         row = {**{k: None for k in allowed}, **provenance, **info}
         with self.transaction() as db:
             again = db.execute("SELECT id FROM images WHERE sha256 = ?", (digest,)).fetchone()

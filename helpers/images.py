@@ -103,6 +103,84 @@ class CheckedImage:
     notes: list[str] = field(default_factory=list)
 
 
+def pixel_problem(width: int, height: int, max_pixels: int = MAX_PIXELS) -> str | None:
+    """The decompression-bomb refusal for an image of this size, or None when it is fine."""
+    if width * height > max_pixels:
+        return (
+            f"decompression bomb guard: {width}x{height} = {width * height:,} pixels"
+            f" > limit {max_pixels:,}"
+        )
+    return None
+
+
+def _open_header(fp, fmt: str) -> Image.Image:
+    """Pillow's image object for ``fmt`` with only the header parsed, never the pixels.
+
+    Built by the format's own plugin rather than ``Image.open``, which refuses images
+    over twice its pixel limit with a message lacking the size; this way every refusal
+    names width x height, and the limit is ours (``max_pixels``).
+    """
+    Image.init()
+    factory, _ = Image.OPEN[fmt]
+    return factory(fp)
+
+
+def bytes_problem(data: bytes, max_pixels: int = MAX_PIXELS) -> str | None:
+    """The decompression-bomb refusal for encoded ``data``, read from its header alone
+    (None when within the limit, or when the bytes are no accepted format)."""
+    fmt = sniff_format(data[:16])
+    if fmt is None:
+        return None
+    try:
+        with _open_header(io.BytesIO(data), fmt) as im:
+            return pixel_problem(*im.size, max_pixels)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
+        return None  # the decoder meets it and says what is wrong
+
+
+def image_header(path: str | os.PathLike) -> tuple[str, int, int]:
+    """``(format, width, height)`` of an image file, from its header alone.
+
+    Reads a few kilobytes whatever the file's size, so it costs the same for a
+    thumbnail and a 20,000 x 20,000 decompression bomb. Raises :class:`ImageRejected`
+    when the bytes are no accepted format or the header is unreadable.
+    """
+    with open(path, "rb") as fh:
+        fmt = sniff_format(fh.read(16))
+        if fmt is None:
+            fh.seek(0)
+            raise ImageRejected(f"not an image: {_describe(fh.read(16))}")
+        fh.seek(0)
+        try:
+            with _open_header(fh, fmt) as im:
+                return fmt, *im.size
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise ImageRejected(f"corrupt or truncated {fmt}: {exc}") from exc
+
+
+def screen_image_file(
+    path: str | os.PathLike, *, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS
+) -> str | None:
+    """Why the file at ``path`` must not be read or decoded, from ``stat`` and its header.
+
+    None when its size on disk and its pixel count are within the limits (or its
+    header cannot be read: then the decoder meets it and reports it as it does any
+    corrupt file). The same limits and wording as :func:`check_image_bytes`, so the
+    importer and the training pipeline refuse the same files for the same reason.
+    """
+    try:
+        size = os.stat(path).st_size
+    except OSError as exc:
+        return f"cannot read: {exc.strerror or exc}"
+    if size > max_bytes:
+        return f"file too large: {size:,} bytes > limit {max_bytes:,}"
+    try:
+        _, width, height = image_header(path)
+    except (ImageRejected, OSError):
+        return None
+    return pixel_problem(width, height, max_pixels)
+
+
 def check_image_bytes(
     data: bytes,
     *,
@@ -111,11 +189,12 @@ def check_image_bytes(
     min_side: int = MIN_SIDE,
     strip_exif: bool = True,
 ) -> CheckedImage:
-    """Check ``data`` is a usable image; apply EXIF orientation and strip EXIF.
+    """Check ``data`` is a usable image; apply EXIF orientation and strip metadata.
 
     Raises :class:`ImageRejected` with the reason. The pixel count is checked from the
     header before any decoding, so a small file that would decode to gigabytes (a
-    decompression bomb) is refused without allocating them.
+    decompression bomb) is refused without allocating them. ``strip_exif`` removes
+    EXIF, XMP and IPTC (wherever a GPS position can hide) and text chunks of a PNG.
     """
     if not data:
         raise ImageRejected("empty file")
@@ -125,31 +204,26 @@ def check_image_bytes(
     if fmt is None:
         raise ImageRejected(f"not an image: {_describe(data)}")
     try:
+        with _open_header(io.BytesIO(data), fmt) as header:
+            problem = pixel_problem(*header.size, max_pixels)
+        if problem:
+            raise ImageRejected(problem)
         with warnings.catch_warnings():
-            # Pillow warns about big images at open; the explicit pixel check below decides.
+            # Pillow warns about big images at open; the explicit pixel check above decides.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data), formats=[fmt])
         with im:
             width, height = im.size
-            if width * height > max_pixels:
-                raise ImageRejected(
-                    f"decompression bomb guard: {width}x{height} = {width * height:,} pixels"
-                    f" > limit {max_pixels:,}"
-                )
             if min(width, height) < min_side:
                 raise ImageRejected(f"too small: {width}x{height} (need {min_side} px a side)")
             if im.mode not in MODES:
                 raise ImageRejected(f"unsupported mode {im.mode!r}; convert it to RGB or L first")
             im.load()  # a truncated or corrupt file fails here, not at training time
             exif = im.getexif()
-            # JPEG, PNG and WebP keep EXIF in a block of their own; a TIFF's tags are its
-            # structure, so only its orientation, EXIF and GPS pointers count as metadata.
-            has_exif = "exif" in im.info or (
-                fmt == "TIFF" and any(tag in exif for tag in (0x0112, 0x8769, 0x8825))
-            )
+            found = _metadata(data, im, fmt, exif)
             notes: list[str] = []
-            if strip_exif and has_exif:
-                data, notes, (width, height) = _strip_exif(data, im, fmt, exif)
+            if strip_exif and found:
+                data, notes, (width, height) = _strip_metadata(data, im, fmt, exif, found)
             mode = im.mode
     except ImageRejected:
         raise
@@ -160,45 +234,13 @@ def check_image_bytes(
     return CheckedImage(data, width, height, mode, fmt, notes)
 
 
-def _strip_exif(
-    data: bytes, im: Image.Image, fmt: str, exif: Image.Exif
-) -> tuple[bytes, list[str], tuple[int, int]]:
-    """The image without EXIF, upright; pixels untouched unless a rotation was needed.
-
-    An upright JPEG loses its metadata segments byte-wise (no re-encoding, no quality
-    loss). A rotated JPEG must be re-encoded (quality 95); PNG re-encodes losslessly.
-    """
-    orientation = exif.get(_EXIF_ORIENTATION, 1)
-    had_gps = bool(exif.get_ifd(0x8825)) or 0x8825 in exif
-    notes = []
-    upright = im
-    if orientation not in (None, 1):
-        upright = ImageOps.exif_transpose(im)
-        notes.append(f"applied EXIF orientation {orientation}")
-    notes.append("stripped EXIF" + (" (including GPS position)" if had_gps else ""))
-    if fmt == "JPEG" and upright is im:
-        return _drop_jpeg_metadata(data), notes, im.size
-    if fmt == "WEBP" and upright is im:
-        return _drop_webp_metadata(data), notes, im.size
-    options: dict = {}
-    if fmt == "JPEG":
-        options = {"quality": 95}
-    elif fmt == "WEBP":
-        options = {"lossless": True} if _webp_chunks(data).get(b"VP8L") else {"quality": 95}
-    save_format = fmt if fmt in ("JPEG", "PNG", "WEBP", "TIFF") else "PNG"
-    buf = io.BytesIO()
-    upright.save(buf, format=save_format, **options)
-    return buf.getvalue(), notes, upright.size
+_XMP_ID = b"http://ns.adobe.com/xap/1.0/"
+_TIFF_XMP, _TIFF_IPTC, _TIFF_PHOTOSHOP = 700, 33723, 34377
 
 
-def _drop_jpeg_metadata(data: bytes) -> bytes:
-    """Copy a JPEG without its APP1 (EXIF, XMP) and APP13 (IPTC) segments.
-
-    The colour-relevant segments (APP0 JFIF, APP2 ICC profile, APP14 Adobe) and the
-    compressed image data are copied unchanged, so the decoded pixels are identical.
-    """
-    out = bytearray(data[:2])
-    i = 2
+def _jpeg_segments(data: bytes) -> list[tuple[int, int, int]]:
+    """``(marker, start, end)`` of each JPEG segment before the image data."""
+    out, i = [], 2
     while i + 4 <= len(data):
         if data[i] != 0xFF:
             raise ImageRejected("corrupt JPEG: bad segment marker")
@@ -208,11 +250,145 @@ def _drop_jpeg_metadata(data: bytes) -> bytes:
             continue
         if marker == 0xDA:  # start of scan: the rest is image data
             break
-        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        end = i + 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+        out.append((marker, i, end))
+        i = end
+    return out
+
+
+def _png_chunks(data: bytes) -> list[tuple[bytes, int, int]]:
+    """``(type, start, end)`` of each PNG chunk (length, type, data, CRC)."""
+    out, i = [], 8
+    while i + 12 <= len(data):
+        end = i + 12 + int.from_bytes(data[i : i + 4], "big")
+        out.append((data[i + 4 : i + 8], i, end))
+        i = end
+    return out
+
+
+_PNG_METADATA = (b"eXIf", b"tEXt", b"zTXt", b"iTXt", b"tIME")
+
+
+def _metadata(data: bytes, im: Image.Image, fmt: str, exif: Image.Exif) -> dict[str, bytes]:
+    """The metadata blocks the image carries: ``{"EXIF" | "XMP" | "IPTC" | "text": bytes}``.
+
+    A GPS position hides in EXIF, but also in an XMP packet (``exif:GPSLatitude``),
+    which photo editors write even when they drop EXIF, and IPTC holds place names;
+    so all three count, whatever the format keeps them in.
+    """
+    found: dict[str, bytes] = {}
+
+    def add(kind: str, block: bytes) -> None:
+        found[kind] = found.get(kind, b"") + block
+
+    if fmt == "JPEG":
+        for marker, start, end in _jpeg_segments(data):
+            block = data[start:end]
+            if marker == 0xE1:
+                add("XMP" if _XMP_ID in block[:64] else "EXIF", block)
+            elif marker == 0xED:
+                add("IPTC", block)
+    elif fmt == "PNG":
+        for kind, start, end in _png_chunks(data):
+            block = data[start:end]
+            if kind == b"eXIf" or b"Raw profile type exif" in block[:40]:
+                add("EXIF", block)
+            elif kind in _PNG_METADATA:
+                label = block[8:40]
+                if b"XML:com.adobe.xmp" in label or b"Raw profile type xmp" in label:
+                    add("XMP", block)
+                elif b"Raw profile type iptc" in label or b"Raw profile type 8bim" in label:
+                    add("IPTC", block)
+                else:
+                    add("text", block)
+    elif fmt == "WEBP":
+        for fourcc, kind in ((b"EXIF", "EXIF"), (b"XMP ", "XMP")):
+            if fourcc in _webp_chunks(data):
+                add(kind, _webp_chunks(data)[fourcc])
+    elif fmt == "TIFF":
+        # A TIFF's tags are its structure: only these count as metadata.
+        if any(tag in exif for tag in (0x0112, 0x8769, 0x8825)):
+            add("EXIF", b"")
+        tags = getattr(im, "tag_v2", {})
+        for tag, kind in ((_TIFF_XMP, "XMP"), (_TIFF_IPTC, "IPTC"), (_TIFF_PHOTOSHOP, "IPTC")):
+            if tag in tags:
+                value = tags[tag]
+                add(kind, value if isinstance(value, bytes) else str(value).encode())
+    if "exif" in im.info and "EXIF" not in found:
+        add("EXIF", b"")
+    return found
+
+
+def _strip_metadata(
+    data: bytes, im: Image.Image, fmt: str, exif: Image.Exif, found: dict[str, bytes]
+) -> tuple[bytes, list[str], tuple[int, int]]:
+    """The image without EXIF, XMP, IPTC and text, upright; pixels untouched unless a
+    rotation was needed.
+
+    An upright JPEG, PNG or WebP loses its metadata byte-wise (no re-encoding, no
+    quality loss). A rotated image must be re-encoded (JPEG at quality 95, the others
+    losslessly), and the result is cleaned byte-wise again, so nothing Pillow carries
+    over (an XMP packet) survives.
+    """
+    orientation = exif.get(_EXIF_ORIENTATION, 1) if "EXIF" in found else 1
+    notes = []
+    upright = im
+    if orientation not in (None, 1):
+        upright = ImageOps.exif_transpose(im)
+        notes.append(f"applied EXIF orientation {orientation}")
+    for kind in ("EXIF", "XMP", "IPTC"):
+        if kind in found:
+            if kind == "EXIF":
+                gps = bool(exif.get_ifd(0x8825)) or 0x8825 in exif
+            else:
+                gps = b"GPSLatitude" in found[kind] or b"GPSLongitude" in found[kind]
+            notes.append(f"stripped {kind}" + (" (including GPS position)" if gps else ""))
+    if "text" in found:
+        notes.append("stripped text chunks")
+    if upright is im and fmt in _BYTEWISE:
+        return _BYTEWISE[fmt](data), notes, im.size
+    options: dict = {}
+    if fmt == "JPEG":
+        options = {"quality": 95}
+    elif fmt == "WEBP":
+        options = {"lossless": True} if _webp_chunks(data).get(b"VP8L") else {"quality": 95}
+    save_format = fmt if fmt in ("JPEG", "PNG", "WEBP", "TIFF") else "PNG"
+    buf = io.BytesIO()
+    # A copy carries no TIFF tags (XMP, IPTC) and no info dict for the encoder to reuse.
+    clean = upright.copy()
+    clean.info = {}
+    clean.save(buf, format=save_format, **options)
+    out = buf.getvalue()
+    if save_format in _BYTEWISE:
+        out = _BYTEWISE[save_format](out)
+    return out, notes, upright.size
+
+
+def _drop_jpeg_metadata(data: bytes) -> bytes:
+    """Copy a JPEG without its APP1 (EXIF, XMP) and APP13 (IPTC) segments.
+
+    The colour-relevant segments (APP0 JFIF, APP2 ICC profile, APP14 Adobe) and the
+    compressed image data are copied unchanged, so the decoded pixels are identical.
+    """
+    segments = _jpeg_segments(data)
+    out = bytearray(data[:2])
+    for marker, start, end in segments:
         if marker not in (0xE1, 0xED):
-            out += data[i : i + 2 + length]
-        i += 2 + length
-    return bytes(out + data[i:])
+            out += data[start:end]
+    return bytes(out + data[segments[-1][2] if segments else 2 :])
+
+
+def _drop_png_metadata(data: bytes) -> bytes:
+    """Copy a PNG without its EXIF, text (XMP, IPTC, comments) and time chunks.
+
+    The other chunks, image data and colour information (gAMA, iCCP, sRGB, PLTE,
+    tRNS) included, are copied with their checksums, so the pixels are identical.
+    """
+    out = bytearray(data[:8])
+    for kind, start, end in _png_chunks(data):
+        if kind not in _PNG_METADATA:
+            out += data[start:end]
+    return bytes(out)
 
 
 def _webp_chunks(data: bytes) -> dict[bytes, bytes]:
@@ -241,6 +417,9 @@ def _drop_webp_metadata(data: bytes) -> bytes:
             kept += chunk
         i = end
     return b"RIFF" + (len(kept) + 4).to_bytes(4, "little") + b"WEBP" + bytes(kept)
+
+
+_BYTEWISE = {"JPEG": _drop_jpeg_metadata, "PNG": _drop_png_metadata, "WEBP": _drop_webp_metadata}
 
 
 def encode_png(array: np.ndarray) -> bytes:

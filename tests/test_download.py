@@ -13,9 +13,10 @@ import requests
 from PIL import Image
 
 from helpers.acquire.download import (
+    DownloadReport,
     Photo,
     SearchError,
-    _retry_after,
+    _Fetcher,
     download_images,
     read_url_list,
     search_photos,
@@ -119,22 +120,23 @@ def test_retries_honour_retry_after_and_back_off(server, tmp_path):
     report, waits = fast(catalog, [busy, flaky, down], backoff=0.25, workers=1)
     retries = {(url, why): wait for url, why, wait in report.retries}
     assert retries[(busy, "HTTP 429")] == 1.0  # the server's Retry-After, not our backoff
-    assert retries[(flaky, "HTTP 500")] == 0.25
-    assert [w for u, _, w in report.retries if u == down] == [0.25, 0.5]  # exponential
+    # urllib3's schedule: the first retry at once, then backoff * 2 ** (n - 1)
+    assert retries[(flaky, "HTTP 500")] == 0.0
+    assert [w for u, _, w in report.retries if u == down] == [0.0, 0.5]
     assert sorted(waits) == sorted(w for _, _, w in report.retries)
     assert {e["url"] for e in report.stored} == {busy, flaky}
 
 
 def test_retry_after_reads_seconds_and_http_dates_and_is_capped():
-    resp = requests.Response()
-    resp.headers["Retry-After"] = "7"
-    assert _retry_after(resp, cap=30) == 7.0
-    resp.headers["Retry-After"] = "3600"
-    assert _retry_after(resp, cap=30) == 30.0
-    resp.headers["Retry-After"] = "Wed, 21 Oct 2015 07:28:00 GMT"  # in the past
-    assert _retry_after(resp, cap=30) == 0.0
-    resp.headers["Retry-After"] = "soon"
-    assert _retry_after(resp, cap=30) is None
+    import threading
+
+    fetcher = _Fetcher(5, 5, 60, 1000, 3, 0.5, 30.0, None, DownloadReport(), threading.Lock())
+    retry = fetcher._retry(3)  # what each session mounts
+    assert retry.parse_retry_after("7") == 7.0
+    assert retry.parse_retry_after("3600") == 30.0  # capped at max_wait
+    assert retry.parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past
+    assert retry.is_retry("GET", 503) and retry.is_retry("GET", 429)
+    assert not retry.is_retry("GET", 404)
 
 
 def test_a_second_run_downloads_nothing_already_stored(server, tmp_path):

@@ -36,7 +36,7 @@ from helpers.pipeline.engine import (
     assemble,
 )
 from helpers.pipeline.options import DEFAULT_IMAGE_SIZE, PipelineError, PipelineOptions
-from helpers.pipeline.sources import ImageList, list_catalog, list_folder
+from helpers.pipeline.sources import ImageList, list_catalog, list_folder, screen
 from helpers.quiet import tf
 
 
@@ -71,7 +71,12 @@ def build_dataset(
     o = PipelineOptions.of(options, **overrides).resolved(
         image_size=DEFAULT_IMAGE_SIZE, channels=3, cache=True
     )
+    images = screen(images)  # no decoder meets a file over the size or pixel limit
     n = len(images)
+    if n == 0 and images.left_out:
+        raise PipelineError(
+            f"every file was left out: {images.left_out[:5]}; replace or remove them"
+        )
     if n == 0:
         raise PipelineError("the image list is empty; nothing to build a pipeline from")
     channels, resize_mode, antialias, batch_size = (

@@ -7,6 +7,10 @@ background, 16-bit values are scaled to 8 bits). TensorFlow decodes JPEG, PNG, G
 BMP and WebP itself; anything else Pillow can read (TIFF, ...) goes through Pillow.
 EXIF orientation is not applied here (neither tf.io nor Keras applies it): the image
 gate (:mod:`helpers.images`) stores images upright when they are acquired.
+
+The decompression-bomb guard: TensorFlow's decoders have no pixel limit, so the
+pipeline screens every file's header before the graph is built
+(:func:`helpers.pipeline.sources.screen`); Pillow's path checks it again here.
 """
 
 from __future__ import annotations
@@ -17,7 +21,13 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from helpers.images import FORMATS, TENSORFLOW_EXTENSIONS
+from helpers.images import (
+    FORMATS,
+    TENSORFLOW_EXTENSIONS,
+    ImageRejected,
+    bytes_problem,
+    screen_image_file,
+)
 from helpers.pipeline.options import RESIZE_MODES, PipelineError
 from helpers.quiet import tf
 
@@ -31,13 +41,23 @@ def pillow_decode(data: bytes) -> np.ndarray:
     """Decode image bytes with Pillow to uint8 (H, W, C), C being 1, 2, 3 or 4.
 
     The fallback for formats TensorFlow cannot read. 16-bit and 32-bit integer modes are
-    scaled from 0..65535 to 0..255; palette and bilevel images become RGB(A) or L.
+    scaled from 0..65535 to 0..255; palette and bilevel images become RGB(A) or L. An
+    image over the course's pixel limit is refused from its header
+    (:class:`~helpers.images.ImageRejected`), before a pixel is decoded.
     """
+    import warnings
+
     from PIL import Image
 
     if isinstance(data, np.ndarray):  # a scalar string tensor arrives as a 0-d array
         data = data.item()
-    with Image.open(io.BytesIO(data)) as im:
+    problem = bytes_problem(data)
+    if problem:
+        raise ImageRejected(problem)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # decided above
+        im = Image.open(io.BytesIO(data))
+    with im:
         im.load()
         mode = im.mode
         if mode.startswith("I"):
@@ -179,7 +199,14 @@ def load_image(
     resize_mode: str = "stretch",
     antialias: bool = False,
 ) -> np.ndarray:
-    """One file as a uint8 array, through exactly the pipeline's decode (and resize)."""
+    """One file as a uint8 array, through exactly the pipeline's decode (and resize).
+
+    Refused with :class:`~helpers.pipeline.PipelineError` before reading when it is over
+    the size or pixel limit, as the pipeline leaves such a file out.
+    """
+    reason = screen_image_file(path)
+    if reason is not None:
+        raise PipelineError(f"{path}: {reason}")
     image = decode(tf.io.read_file(str(path)), channels)
     if image_size is not None:
         image = resize(image, image_size, resize_mode, antialias=antialias)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from helpers.images import ImageRejected, read_image_file, screen_image_file
 from helpers.pipeline.decode import pillow_decode
 from helpers.quiet import tf
 
@@ -44,9 +45,13 @@ class SkipReport:
 
 def _reason(path: str) -> str:
     """Why a file failed, found again with Pillow (TensorFlow's error does not say which)."""
+    problem = screen_image_file(path)
+    if problem:
+        return problem
     try:
-        with open(path, "rb") as fh:
-            data = fh.read()
+        data = read_image_file(path)
+    except ImageRejected as exc:
+        return str(exc)
     except OSError as exc:
         return f"cannot read: {exc.strerror or exc}"
     try:

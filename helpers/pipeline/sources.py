@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from helpers.acquire.folders import ClassFolderWarning, class_tree_problems
-from helpers.images import FolderError, walk_class_tree
+from helpers.images import FolderError, screen_image_file, walk_class_tree
 from helpers.pipeline.options import PipelineError
 
 
@@ -22,6 +22,7 @@ class ImageList:
     labels: np.ndarray
     class_names: list[str]
     left_out: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    screened: bool = False  # size and pixel limits already checked (see screen())
 
     def __post_init__(self):
         self.paths = [str(p) for p in self.paths]
@@ -44,12 +45,43 @@ class ImageList:
         return f"ImageList({len(self)} images, classes {self.class_names})"
 
 
+def screen(images: ImageList) -> ImageList:
+    """``images`` without the files no decoder may open: too large on disk, or a
+    decompression bomb by their header; those move to ``left_out`` with the reason.
+
+    Checked here, in Python, once, before the ``tf.data`` graph exists: a check inside
+    the graph would need ``tf.numpy_function`` (holding the GIL) on every decode
+    (``benchmarks/reliability.py`` on 2000 32x32 PNG/JPEG files, 2 cores: 35 us a file
+    once at listing time, against +75 us a file on a 56 us decode for every pass that
+    decodes). TensorFlow's decoders have no pixel limit of their own: a 389 KB PNG of
+    20,000 x 20,000 pixels was decoded (about 13 GB at peak) before this check. The
+    same limits and reasons as the importer's (:func:`helpers.images.screen_image_file`).
+    """
+    if images.screened:
+        return images
+    keep, left_out = [], list(images.left_out)
+    for i, path in enumerate(images.paths):
+        reason = screen_image_file(path)
+        if reason is None:
+            keep.append(i)
+        else:
+            left_out.append((path, reason))
+    return ImageList(
+        [images.paths[i] for i in keep],
+        images.labels[keep],
+        images.class_names,
+        left_out,
+        screened=True,
+    )
+
+
 def list_folder(root: str | os.PathLike) -> ImageList:
     """The images of a class-per-folder tree (``root/<class>/<image>``, any depth).
 
     Read by :func:`helpers.images.walk_class_tree`, the same reader the importer uses,
     so training sees exactly the images an import would store; what it leaves out
-    (stray files, other extensions, broken links) is in ``left_out`` with the reason.
+    (stray files, other extensions, broken links, and through :func:`screen` files
+    over the size or pixel limit) is in ``left_out`` with the reason.
     Classes are the sub-folder names in sorted order, as in ``flow_from_directory``.
     """
     try:
@@ -64,11 +96,13 @@ def list_folder(root: str | os.PathLike) -> ImageList:
     for problem in class_tree_problems(tree):  # the importer warns the same way
         warnings.warn(problem, ClassFolderWarning, stacklevel=3)
     index = {name: i for i, name in enumerate(tree.class_names)}
-    return ImageList(
-        [str(p) for p, _ in tree.files],
-        [index[name] for _, name in tree.files],
-        tree.class_names,
-        [(str(tree.root / where), reason) for where, reason in tree.left_out],
+    return screen(
+        ImageList(
+            [str(p) for p, _ in tree.files],
+            [index[name] for _, name in tree.files],
+            tree.class_names,
+            [(str(tree.root / where), reason) for where, reason in tree.left_out],
+        )
     )
 
 
@@ -109,6 +143,11 @@ def list_catalog(
             f"no images labeled by {annotator!r} with status in {tuple(statuses)} in split "
             f"{split!r}; label some images or assign splits (Catalog.set_splits) first"
         )
+    # Every catalog image passed the image gate's size and pixel limits on its way in
+    # (helpers.images.check_image_bytes): screening them again would only cost time.
     return ImageList(
-        [row["path"] for row in rows], [index[row["class_name"]] for row in rows], class_names
+        [row["path"] for row in rows],
+        [index[row["class_name"]] for row in rows],
+        class_names,
+        screened=True,
     )

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from helpers.files import write_atomic
-from helpers.images import TENSORFLOW_EXTENSIONS
+from helpers.images import TENSORFLOW_EXTENSIONS, read_image_file
 from helpers.pipeline.augment import model_step
 from helpers.pipeline.decode import decode_tf, pillow_decode, resize
 from helpers.pipeline.engine import AUTOTUNE, MemoryCache, SkipReport, SkipTracker, assemble
@@ -56,8 +56,7 @@ def _png(array: np.ndarray) -> bytes:
 
 def _encoded(path: str) -> bytes:
     """The bytes to store for one file; raises if Pillow cannot decode it."""
-    with open(path, "rb") as fh:
-        data = fh.read()
+    data = read_image_file(path)  # refused by its size on disk before it is read
     array = pillow_decode(data)  # checks the file decodes before it enters an export
     if os.path.splitext(path)[1].lower() in TENSORFLOW_EXTENSIONS:
         return data
