@@ -23,6 +23,8 @@ Run and maintain the course "from raw images to a fine-tuned model" from a termi
   python -m helpers timings runs/A runs/B      put the runs' times in README's notebook map
   python -m helpers check                      do the notebooks keep the contract?
   python -m helpers strip                      remove outputs before a commit
+  python -m helpers predict M.keras img/ --csv  classify image files with a saved model
+  python -m helpers pretrain-worker --backup-dir D  one worker of a multi-machine run (TF_CONFIG)
 """
 
 
@@ -114,6 +116,22 @@ def _parser() -> argparse.ArgumentParser:
         description="Strip outputs and execution counts from notebooks before a commit.",
     )
     strip.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help=notebook_help)
+
+    predict = commands.add_parser(
+        "predict",
+        help="classify image files with a saved .keras model",
+        description="python -m helpers predict MODEL.keras IMAGE_OR_FOLDER... [--csv]",
+        add_help=False,
+    )
+    predict.add_argument("arguments", nargs=argparse.REMAINDER, help="see predict --help")
+
+    worker = commands.add_parser(
+        "pretrain-worker",
+        help="one worker of a multi-machine pretraining run, configured by TF_CONFIG",
+        description="python -m helpers pretrain-worker --backup-dir DIR [...]; see --help",
+        add_help=False,
+    )
+    worker.add_argument("arguments", nargs=argparse.REMAINDER, help="see pretrain-worker --help")
     return parser
 
 
@@ -193,6 +211,15 @@ def _strip(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["predict"]:  # its own parser, options included (argparse.REMAINDER drops them)
+        from helpers.export import PREDICT_LOADERS  # .tflite files, through LiteRT
+        from helpers.predict import main as predict  # loads TensorFlow only now
+
+        return predict(argv[1:], loaders=PREDICT_LOADERS)
+    if argv[:1] == ["pretrain-worker"]:  # TF_CONFIG decides the strategy: TensorFlow loads now
+        from helpers.pretrain import worker_main
+
+        return worker_main(argv[1:])
     args = _parser().parse_args(argv)
     try:
         if args.command == "run":

@@ -136,3 +136,93 @@ def setup_devices(mixed_precision: str | bool = "auto", verbose: bool = True) ->
     if verbose:
         print(info.summary())
     return info
+
+
+# Compute capability 8.0 (Ampere) is the first with bfloat16 tensor cores: bfloat16 has
+# float32's exponent range, so it needs no loss scaling; Volta and Turing get float16.
+BFLOAT16_MIN_CAPABILITY = (8, 0)
+# CPU flags that make bfloat16 matmuls and convolutions native in oneDNN. Measured here
+# (FACTS.md, 2 cores with AVX-512 BF16): an airbench-style net trains 1.5x (32/64/64)
+# to 2x (64/256/256) faster in mixed_bfloat16 than in float32; float16 on a CPU is
+# emulated and 3x slower than float32, so a CPU never gets float16.
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_flags() -> set[str]:
+    """The CPU feature flags Linux reports in /proc/cpuinfo (empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def choose_precision(
+    gpus: list[GPU] | None = None,
+    *,
+    flags: set[str] | None = None,
+    measure=None,
+    apply: bool = True,
+) -> tuple[str, str]:
+    """Pick the Keras dtype policy for training here; return ``(policy, reason)``.
+
+    From a known table: on GPUs, ``mixed_bfloat16`` from compute capability 8.0,
+    ``mixed_float16`` on 7.x (tensor cores; Keras adds loss scaling under ``compile``),
+    float32 below; on a CPU, ``mixed_bfloat16`` when it has AVX-512 BF16 or AMX, float32
+    otherwise. ``measure`` (a function ``policy -> images per second``) replaces the table
+    by a measurement of each candidate, for hardware the table does not know. ``gpus``
+    defaults to what TensorFlow sees; ``flags`` to /proc/cpuinfo. ``apply`` sets the policy
+    globally. The reason is one sentence a notebook prints.
+    """
+    from helpers.quiet import keras, tf
+
+    if gpus is None:
+        gpus = []
+        for device in tf.config.list_physical_devices("GPU"):
+            details = tf.config.experimental.get_device_details(device)
+            gpus.append(
+                GPU(
+                    details.get("device_name", device.name), None, details.get("compute_capability")
+                )
+            )
+    if measure is not None:
+        candidates = ["float32", "mixed_bfloat16"] + (["mixed_float16"] if gpus else [])
+        speeds = {policy: float(measure(policy)) for policy in candidates}
+        policy = max(speeds, key=speeds.get)
+        listed = ", ".join(f"{p} {s:,.0f} img/s" for p, s in speeds.items())
+        reason = f"measured {listed}: {policy} is the fastest here"
+    elif gpus:
+        capabilities = [g.compute_capability or (0, 0) for g in gpus]
+        slowest = min(capabilities)
+        names = ", ".join(sorted({g.name for g in gpus}))
+        cc = ".".join(map(str, slowest))
+        if slowest >= BFLOAT16_MIN_CAPABILITY:
+            policy = "mixed_bfloat16"
+            reason = f"{names} (compute capability {cc}) has bfloat16 tensor cores"
+        elif slowest >= MIXED_PRECISION_MIN_CAPABILITY:
+            policy = "mixed_float16"
+            reason = (
+                f"{names} (compute capability {cc}) has float16 tensor cores but no "
+                "bfloat16 ones; Keras scales the loss under compile"
+            )
+        else:
+            policy = "float32"
+            reason = f"{names} (compute capability {cc}) has no tensor cores"
+    else:
+        flags = cpu_flags() if flags is None else set(flags)
+        found = [f for f in CPU_BF16_FLAGS if f in flags]
+        if found:
+            policy = "mixed_bfloat16"
+            reason = (
+                f"no GPU; this CPU has {' and '.join(found)}, native bfloat16 in oneDNN "
+                "(measured 1.5-2x float32 for small CNNs on such a CPU)"
+            )
+        else:
+            policy = "float32"
+            reason = "no GPU, and this CPU has no AVX-512 BF16 or AMX: bfloat16 would be emulated"
+    if apply:
+        keras.mixed_precision.set_global_policy(policy)
+    return policy, reason

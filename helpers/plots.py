@@ -205,3 +205,78 @@ def class_counts(counts: dict[str, dict], classes: Sequence[str], *, title: str 
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def heatmap_panels(groups: dict, *, cols: int = 4, size: float = 1.6, alpha: float = 0.45):
+    """Heatmaps over their images, one block per group side by side (``{"correct": (images,
+    heatmaps, titles), "wrong": (...)}``): each image, then it with the map in ``jet``
+    on top, so what the model looked at is seen against what is there."""
+    import matplotlib.pyplot as plt
+
+    groups = {k: v for k, v in groups.items() if len(v[0])}
+    if not groups:
+        raise ValueError("heatmap_panels needs at least one group with images")
+    rows = max((len(v[0]) + cols - 1) // cols for v in groups.values())
+    fig = plt.figure(figsize=(len(groups) * cols * size, rows * (size + 0.35) + 0.4))
+    for sub, (name, (images, heatmaps, titles)) in zip(
+        np.atleast_1d(fig.subfigures(1, len(groups))), groups.items(), strict=True
+    ):
+        axes = sub.subplots(rows, cols, squeeze=False)
+        for i, ax in enumerate(axes.flat):
+            ax.axis("off")
+            if i >= len(images):
+                continue
+            image, style = _as_displayable(images[i])
+            h, w = image.shape[:2]
+            ax.imshow(image, interpolation="nearest", **style)
+            ax.imshow(
+                heatmaps[i], cmap="jet", alpha=alpha, vmin=0, vmax=1,
+                extent=(-0.5, w - 0.5, h - 0.5, -0.5), interpolation="bilinear",
+            )  # fmt: skip
+            if i < len(titles):
+                ax.set_title(_wrap(str(titles[i]), size), fontsize=7)
+        sub.suptitle(name)
+    return fig
+
+
+def reliability_diagram(curves: dict, *, title: str = "reliability"):
+    """Accuracy against confidence per bin for each ``{name: helpers.interpret.Reliability}``,
+    with the diagonal a calibrated model follows and each curve's ECE in the legend; bars
+    below show how many predictions each bin holds."""
+    import matplotlib.pyplot as plt
+
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(4.6, 5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    top.plot([0, 1], [0, 1], color="gray", linestyle="--", linewidth=1, label="calibrated")
+    width = None
+    for k, (name, r) in enumerate(curves.items()):
+        centers = (r.edges[:-1] + r.edges[1:]) / 2
+        width = (r.edges[1] - r.edges[0]) / (len(curves) + 1)
+        keep = r.counts > 0
+        top.plot(
+            r.confidence[keep], r.accuracy[keep], marker="o", label=f"{name} (ECE {r.ece:.3f})"
+        )
+        bottom.bar(centers + (k - (len(curves) - 1) / 2) * width, r.counts, width, label=name)
+    top.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1), title=title)
+    top.legend(fontsize=8)
+    bottom.set(xlabel="confidence (top probability)", ylabel="predictions")
+    fig.tight_layout()
+    return fig
+
+
+def labeling_curves(result, *, title: str = "accuracy against labels"):
+    """Mean test accuracy (and the spread over seeds) against the number of labels, one
+    line per strategy of a :class:`helpers.interpret.ActiveLearning` run."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    for strategy, runs in result.accuracy.items():
+        mean, spread = runs.mean(axis=0), runs.std(axis=0)
+        ax.plot(result.labels, mean, marker=".", label=f"{strategy} order")
+        ax.fill_between(result.labels, mean - spread, mean + spread, alpha=0.2)
+    ax.set(xlabel="labels given", ylabel="test accuracy", title=title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

@@ -106,6 +106,18 @@ def _shapes(seed: int, test_size: float) -> ArrayDataset:
     return synthetic.shapes_arrays(seed=seed, test_size=test_size)
 
 
+def _small_shapes(seed: int, test_size: float) -> ArrayDataset:
+    # Small objects (15-35% of the side) anywhere on busy backgrounds, 5,000 of them:
+    # hard for the articles' CNN (46% after 15 epochs, measured) and learnable by a
+    # net with BatchNorm, augmentation and global pooling (99.7%): the CNN notebook's
+    # offline default, where the improvements show.
+    from helpers.acquire import synthetic
+
+    return synthetic.shapes_arrays(
+        seed=seed, test_size=test_size, n=5000, scale=(0.15, 0.35), name="small_shapes"
+    )
+
+
 def _keras(name: str) -> Callable[[int, float], ArrayDataset]:
     meta = {
         "mnist": ([str(i) for i in range(10)], "Yann LeCun et al.", "CC BY-SA 3.0"),
@@ -184,6 +196,7 @@ OFFLINE: dict[str, Callable[[int, float], ArrayDataset]] = {
     "digits": _digits,
     "lfw_faces": _lfw_faces,
     "shapes": _shapes,
+    "small_shapes": _small_shapes,
 }
 ONLINE: dict[str, Callable[[int, float], ArrayDataset]] = {
     name: _keras(name) for name in ("mnist", "fashion_mnist", "cifar10")

@@ -199,28 +199,36 @@ def _balanced_labels(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
 
 
 def single_object_images(
-    n: int, size: int = 32, seed: int = 0, classes=SHAPE_CLASSES
+    n: int, size: int = 32, seed: int = 0, classes=SHAPE_CLASSES, scale=(0.4, 0.85)
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` images holding exactly one large object each, and its class index."""
+    """``n`` images holding exactly one object each, and its class index; ``scale`` is the
+    object's size range as a fraction of the image side (large by default)."""
     rng = np.random.default_rng(seed)
     labels = _balanced_labels(rng, n, len(classes))
     images = np.empty((n, size, size, 3), dtype=np.uint8)
     for i, label in enumerate(labels):
-        images[i], _, _ = _render(rng, size, [classes[label]], (0.4, 0.85))
+        images[i], _, _ = _render(rng, size, [classes[label]], tuple(scale))
     return images, labels.astype(np.int64)
 
 
-def shapes_arrays(seed: int = 42, test_size: float = 0.2, n: int = 600, size: int = 32):
+def shapes_arrays(
+    seed: int = 42,
+    test_size: float = 0.2,
+    n: int = 600,
+    size: int = 32,
+    scale=(0.4, 0.85),
+    name: str = "shapes",
+):
     """A classification set (one object per image, label = its class), stratified split.
 
     Returns a :class:`helpers.acquire.arrays.ArrayDataset`, the same type as digits or MNIST,
-    so any notebook can swap data sets by name.
+    so any notebook can swap data sets by name. ``scale`` sets the objects' size range.
     """
     from helpers.acquire.arrays import split_arrays
 
-    x, y = single_object_images(n, size, seed)
+    x, y = single_object_images(n, size, seed, scale=scale)
     return split_arrays(
-        "shapes", x, y, list(SHAPE_CLASSES), f"{SOURCE} (seed={seed})", LICENSE, test_size, seed
+        name, x, y, list(SHAPE_CLASSES), f"{SOURCE} (seed={seed})", LICENSE, test_size, seed
     )
 
 
@@ -252,3 +260,89 @@ def write_class_folders(
             root / name / f"{i:0{width}d}.{ext}", format=image_format, **options
         )
     return root
+
+
+# A many-class source set for pretraining (notebook 07): every class is a combination of
+# a shape, a colour and a surface texture, so a network must learn edges and outlines,
+# colour and fine texture at once, the features a real-image task reuses.
+COLOURS = {
+    "red": (220, 40, 40),
+    "orange": (240, 150, 30),
+    "yellow": (235, 225, 50),
+    "green": (50, 180, 60),
+    "cyan": (40, 200, 210),
+    "blue": (40, 70, 220),
+    "purple": (150, 50, 200),
+    "white": (240, 240, 240),
+}
+TEXTURES = ("solid", "stripes", "checks", "dots")
+
+
+def many_class_names(shapes=SHAPE_CLASSES, colours=tuple(COLOURS), textures=TEXTURES) -> list[str]:
+    """The class names of :func:`many_class_images`: ``"<colour>_<texture>_<shape>"``."""
+    return [f"{c}_{t}_{s}" for s in shapes for c in colours for t in textures]
+
+
+def _texture(name: str, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A 0/1 pattern the size of the image, at a random period and phase."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    period = int(rng.integers(2, 4))
+    dy, dx = rng.integers(0, period, 2)
+    if name == "solid":
+        return np.ones((size, size), bool)
+    if name == "stripes":
+        along = xx if rng.random() < 0.5 else yy
+        return ((along + dx) // period) % 2 == 0
+    if name == "checks":
+        return (((xx + dx) // period) + ((yy + dy) // period)) % 2 == 0
+    if name == "dots":
+        return ((xx + dx) % (period + 1) == 0) & ((yy + dy) % (period + 1) == 0) | (
+            ((xx + dx) % (period + 1) == 1) & ((yy + dy) % (period + 1) == 0)
+        )
+    raise ValueError(f"unknown texture {name!r}; choose from {TEXTURES}")
+
+
+def many_class_images(
+    n: int,
+    size: int = 32,
+    seed: int = 0,
+    *,
+    shapes=SHAPE_CLASSES,
+    colours=tuple(COLOURS),
+    textures=TEXTURES,
+    scale=(0.45, 0.9),
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``n`` images of one textured, coloured shape each on a busy background, and their
+    class among every shape x colour x texture (4 x 8 x 4 = 128 by default); balanced.
+
+    Returns ``(images uint8 (n, size, size, 3), labels, class names)``. The colour is
+    jittered and shaded per image, the texture's period and phase vary, the background is
+    one of :func:`make_scene`'s, so no single pixel statistic gives a class away.
+    """
+    if n < 0:
+        raise ValueError(f"n must be zero or more, not {n}")
+    unknown = [c for c in colours if c not in COLOURS]
+    if unknown:
+        raise ValueError(f"unknown colour(s) {unknown}; choose from {list(COLOURS)}")
+    names = many_class_names(shapes, colours, textures)
+    rng = np.random.default_rng(seed)
+    labels = _balanced_labels(rng, n, len(names))
+    images = np.empty((n, size, size, 3), dtype=np.uint8)
+    per_shape = len(colours) * len(textures)
+    for i, label in enumerate(labels):
+        shape = shapes[label // per_shape]
+        colour = COLOURS[colours[(label % per_shape) // len(textures)]]
+        texture = textures[label % len(textures)]
+        image = _background(rng, size) * 0.6 + 40  # duller than the objects on it
+        side = int(rng.integers(max(6, int(scale[0] * size)), max(7, int(scale[1] * size)) + 1))
+        side = min(side, size)
+        x0, y0 = (int(v) for v in rng.integers(0, size - side + 1, 2))
+        mask = _shape_mask(shape, (x0, y0, x0 + side, y0 + side), rng, size)
+        tint = np.clip(
+            np.asarray(colour, float) * rng.uniform(0.8, 1.1) + rng.normal(0, 12, 3), 0, 255
+        )
+        pattern = _texture(texture, size, rng)
+        image[mask & pattern] = tint
+        image[mask & ~pattern] = tint * 0.35
+        images[i] = np.clip(np.round(image), 0, 255).astype(np.uint8)
+    return images, labels.astype(np.int64), names

@@ -1,0 +1,107 @@
+"""helpers.models: the registry, preprocessing inside the model, FLOP counts, the head."""
+
+import numpy as np
+import pytest
+
+from helpers import models as M
+from helpers.quiet import keras
+
+
+def _articles_reference(input_shape, num_classes):
+    return keras.Sequential(
+        [
+            keras.Input(shape=input_shape),
+            keras.layers.Rescaling(1.0 / 255),
+            keras.layers.Conv2D(32, 3, activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Conv2D(64, 3, activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Flatten(),
+            keras.layers.Dense(num_classes, activation="softmax"),
+        ]
+    )
+
+
+def test_articles_cnn_is_the_articles_network():
+    ref = _articles_reference((28, 28, 1), 10)
+    model = M.build_model("articles_cnn", input_shape=(28, 28, 1), num_classes=10)
+    assert model.count_params() == ref.count_params() == 34_826
+    model.set_weights(ref.get_weights())
+    x = np.random.default_rng(0).integers(0, 256, (4, 28, 28, 1)).astype("float32")
+    np.testing.assert_allclose(model.predict_on_batch(x), ref.predict_on_batch(x), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "name, kwargs",
+    [("articles_cnn", {}), ("course_cnn", {}), ("resnet", {"width": 8, "depth": (1, 1)})],
+)
+def test_models_take_raw_pixels_of_any_size_and_give_probabilities(name, kwargs):
+    model = M.build_model(name, input_shape=(32, 32, 3), num_classes=5, **kwargs)
+    assert M.input_shape_of(model) == (32, 32, 3)
+    for shape in ((3, 32, 32, 3), (2, 45, 27, 3)):
+        x = np.random.default_rng(1).integers(0, 256, shape).astype("uint8")
+        p = model.predict_on_batch(x.astype("float32"))
+        assert p.shape == (shape[0], 5)
+        np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_flops_match_the_hand_count_of_a_tiny_net():
+    model = M.conv_net((16, 16, 1), 3, widths=(4,), head="gap")
+    flops = M.count_flops(model)
+    conv = 2 * 3 * 3 * 1 * 4 * 14 * 14  # valid 3x3 conv: 14x14 outputs, 4 filters
+    dense = 2 * 4 * 3
+    # The rest (bias adds, ReLU, pooling, resize, scaling, softmax) is small but counted.
+    assert conv + dense <= flops < 1.5 * (conv + dense)
+    bigger = M.build_model("course_cnn", input_shape=(32, 32, 3), num_classes=10, size="medium")
+    smaller = M.build_model("course_cnn", input_shape=(32, 32, 3), num_classes=10)
+    assert M.count_flops(bigger) > 3 * M.count_flops(smaller)
+
+
+def test_gap_head_has_far_fewer_parameters_than_flatten():
+    flat = M.conv_net((32, 32, 3), 10, batchnorm=True)
+    gap = M.conv_net((32, 32, 3), 10, batchnorm=True, head="gap")
+    assert gap.count_params() < flat.count_params() / 1.5
+
+
+def test_augmentation_acts_in_training_only_and_the_model_saves_and_loads(tmp_path):
+    model = M.build_model("course_cnn", input_shape=(16, 16, 3), num_classes=3, seed=0)
+    aug = model.get_layer("augmentation")
+    x = np.random.default_rng(2).uniform(0, 255, (8, 16, 16, 3)).astype("float32")
+    assert np.array_equal(np.asarray(aug(x, training=False)), x)
+    assert not np.array_equal(np.asarray(aug(x, training=True)), x)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(loaded.predict_on_batch(x), model.predict_on_batch(x), atol=1e-6)
+
+
+def test_with_head_puts_new_classes_on_a_backbone():
+    model = M.build_model("resnet", input_shape=(16, 16, 3), num_classes=10, width=8, depth=(1,))
+    new = M.with_head(M.backbone_of(model), 4)
+    assert new.output_shape == (None, 4)
+    assert new.get_layer("backbone") is model.get_layer("backbone")
+
+
+def test_bad_requests_say_what_to_change():
+    with pytest.raises(M.ModelError, match="unknown model"):
+        M.build_model("vgg", input_shape=(32, 32, 3), num_classes=10)
+    with pytest.raises(M.ModelError, match="at least 2 classes"):
+        M.build_model("articles_cnn", input_shape=(32, 32, 3), num_classes=1)
+    with pytest.raises(M.ModelError, match="channels"):
+        M.build_model("course_cnn", input_shape=(32, 32, 4), num_classes=3)
+    with pytest.raises(M.ModelError, match="size must be"):
+        M.build_model("course_cnn", input_shape=(32, 32, 3), num_classes=3, size="huge")
+
+
+def test_choose_precision_follows_the_table_and_a_measurement():
+    from helpers.devices import GPU, choose_precision
+
+    cpu = choose_precision([], flags={"avx512f", "avx512_bf16"}, apply=False)
+    assert cpu[0] == "mixed_bfloat16" and "avx512_bf16" in cpu[1]
+    assert choose_precision([], flags={"avx2"}, apply=False)[0] == "float32"
+    assert choose_precision([GPU("H100", None, (9, 0))], apply=False)[0] == "mixed_bfloat16"
+    turing = choose_precision([GPU("T4", None, (7, 5))], apply=False)
+    assert turing[0] == "mixed_float16" and "loss" in turing[1]
+    assert choose_precision([GPU("K80", None, (3, 7))], apply=False)[0] == "float32"
+    speeds = {"float32": 100.0, "mixed_bfloat16": 90.0}
+    measured = choose_precision([], measure=speeds.get, apply=False)
+    assert measured[0] == "float32" and "measured" in measured[1]

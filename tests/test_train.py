@@ -1,0 +1,242 @@
+"""helpers.train: data to splits (bad input included), cardinality, schedule, time budget,
+checkpoints and resuming, metrics for the runner, the learning-rate finder."""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers import models as M
+from helpers import pipeline as pl
+from helpers import results
+from helpers import train as T
+from helpers.quiet import keras
+
+
+def _write(folder, n, colour, size=(12, 12), mode="RGB", fmt="PNG"):
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(abs(hash((str(folder), n))) % 2**32)
+    for i in range(n):
+        pixels = np.clip(rng.normal(colour, 20, (size[1], size[0], 3)), 0, 255).astype(np.uint8)
+        image = Image.fromarray(pixels).convert(mode)
+        image.save(folder / f"{i}.{fmt.lower()}", format=fmt)
+
+
+def _tree(root, classes=("dark", "light"), n=20, **kw):
+    for k, name in enumerate(classes):
+        _write(root / name, n, 60 + 140 * k, **kw)
+    return root
+
+
+def _arrays(n=64, size=8, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    x = np.clip(rng.normal(60 + 140 * y[:, None, None, None], 25, (n, size, size, 3)), 0, 255)
+    return x.astype(np.uint8), y.astype(np.int32)
+
+
+def _tiny(num_classes=2, size=8):
+    return M.conv_net((size, size, 3), num_classes, widths=(4,), head="gap", batchnorm=True)
+
+
+def test_a_class_folder_tree_is_split_stratified_and_sized_from_the_data(tmp_path):
+    data = T.load_image_data("folder", _tree(tmp_path, n=30), seed=0)
+    assert data.class_names == ["dark", "light"] and data.input_shape == (12, 12, 3)
+    sizes = data.sizes()
+    assert sizes == {"train": 42, "val": 6, "test": 12}
+    for split in (data.train, data.val, data.test):
+        assert set(np.bincount(split.labels)) == {len(split) // 2}
+    every = data.train.paths + data.val.paths + data.test.paths
+    assert len(set(every)) == 60
+
+
+def test_a_split_tree_keeps_its_test_split_and_takes_validation_from_train(tmp_path):
+    _tree(tmp_path / "train", n=20)
+    _tree(tmp_path / "test", n=5)
+    data = T.load_image_data("folder", tmp_path)
+    assert data.sizes()["test"] == 10
+    assert all("/test/" in p for p in data.test.paths)
+    assert not set(data.val.paths) & set(data.train.paths)
+
+
+def test_one_class_is_refused_with_what_to_do(tmp_path):
+    _write(tmp_path / "only", 10, 100)
+    with pytest.raises(T.DataError, match="at least two.*Add a folder per class"):
+        T.load_image_data("folder", tmp_path)
+
+
+def test_an_empty_class_folder_is_left_out_with_a_warning(tmp_path):
+    _tree(tmp_path, n=20)
+    (tmp_path / "empty").mkdir()
+    with pytest.warns(T.DataWarning, match="empty.*hold no image"):
+        data = T.load_image_data("folder", tmp_path)
+    assert data.class_names == ["dark", "light"]
+    assert any("empty" in note for note in data.notes)
+
+
+def test_mixed_sizes_and_modes_train_at_the_most_common_size(tmp_path):
+    _tree(tmp_path, n=20)
+    _write(tmp_path / "dark", 3, 60, size=(20, 9), mode="L", fmt="JPEG")
+    _write(tmp_path / "light", 3, 200, size=(7, 15), mode="RGBA")
+    data = T.load_image_data("folder", tmp_path)
+    assert data.input_shape == (12, 12, 3)
+    assert any("vary" in note for note in data.notes)
+    train, val, _ = T.make_datasets(data, 8)
+    result = T.fit(_tiny(size=12), train, val, epochs=1, optimizer="adam", learning_rate=1e-2,
+                   schedule=None, verbose=0)  # fmt: skip
+    assert result.epochs == 1
+
+
+def test_a_corrupt_file_is_named_and_training_goes_on_without_running_out_of_data(tmp_path):
+    _tree(tmp_path / "train", n=20)
+    _tree(tmp_path / "test", n=4)
+    (tmp_path / "train" / "dark" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"x" * 50)
+    data = T.load_image_data("folder", tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train, val, test = T.make_datasets(data, 8)
+        T.fit(_tiny(size=12), train, val, epochs=2, optimizer="adam", learning_rate=1e-2,
+              schedule=None, verbose=0)  # fmt: skip
+    messages = [str(w.message) for w in caught]
+    assert any("broken.png" in m for m in messages)
+    assert not any("ran out of data" in m for m in messages)
+    assert "broken.png" in str(train.skip_report)
+    assert int(train.cardinality()) == sum(1 for _ in train)
+
+
+def test_a_class_only_in_test_and_a_class_missing_from_test_are_explained(tmp_path):
+    _tree(tmp_path / "train", ("a", "b", "c"), n=10)
+    _tree(tmp_path / "test", ("a", "b", "zebra"), n=3)
+    with pytest.warns(T.DataWarning) as caught:
+        data = T.load_image_data("folder", tmp_path)
+    text = " ".join(str(w.message) for w in caught)
+    assert "zebra appear in test/ but have no training images" in text
+    assert "c have training images but none in test/" in text
+    assert data.class_names == ["a", "b", "c"] and data.sizes()["test"] == 6
+
+
+def test_bad_dataset_names_and_folders_are_refused(tmp_path):
+    with pytest.raises(T.DataError, match="unknown DATASET 'cifar11'"):
+        T.load_image_data("cifar11")
+    with pytest.raises(T.DataError, match="needs DATA_DIR"):
+        T.load_image_data("folder")
+    with pytest.raises(T.DataError, match="is not a folder"):
+        T.load_image_data("folder", tmp_path / "nowhere")
+
+
+def test_with_cardinality_counts_the_batches_every_epoch_will_see():
+    x, y = _arrays(70)
+    ds = pl.from_arrays(x, y, batch_size=16, normalize="none")
+    assert int(ds.cardinality()) < 0
+    counted = T.with_cardinality(ds)
+    assert int(counted.cardinality()) == 5 == sum(1 for _ in counted)
+    assert counted.class_names == ds.class_names
+
+
+def test_the_schedule_warms_up_then_decays_and_survives_saving():
+    schedule = T.WarmupDecay(1.0, 100, warmup=0.2, start=0.1)
+    rates = [float(schedule(s)) for s in (0, 10, 20, 60, 100)]
+    np.testing.assert_allclose(rates, [0.1, 0.55, 1.0, 0.5, 0.0], atol=1e-6)
+    cosine = T.WarmupDecay(1.0, 100, warmup=0.0, kind="cosine")
+    assert float(cosine(50)) == pytest.approx(0.5, abs=1e-6)
+    again = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(schedule))
+    assert float(again(60)) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="kind"):
+        T.WarmupDecay(1.0, 10, kind="step")
+
+
+def test_plan_epochs_fits_the_whole_schedule_in_the_budget():
+    epochs, per_epoch = T.plan_epochs(0.21, 100, 4.0, budget_min=15)
+    assert per_epoch == pytest.approx(25.0)
+    assert epochs == 34 and epochs * per_epoch <= 15 * 60
+    assert T.plan_epochs(10.0, 100, 0, budget_min=1)[0] == 1
+
+
+def test_a_time_budget_chooses_the_epochs_and_epochs_win_when_given(tmp_path, capsys):
+    x, y = _arrays(64)
+    train = pl.from_arrays(x, y, batch_size=16, normalize="none")
+    result = T.fit(_tiny(), train, epochs=None, time_budget_min=0.05, verbose=1)
+    out = capsys.readouterr().out
+    assert "s/step" in out and f"{result.epochs} epochs fit in 0.05 minutes" in out
+    assert len(result.history["loss"]) == result.epochs >= 1
+    result = T.fit(_tiny(), train, epochs=2, time_budget_min=0.05, verbose=0)
+    assert result.epochs == 2 and "as given" in result.plan
+
+
+def test_fit_keeps_the_best_model_a_log_and_records_for_the_runner(tmp_path, monkeypatch):
+    metrics = tmp_path / "metrics.jsonl"
+    monkeypatch.setenv(results.RESULTS_FILE_ENV, str(metrics))
+    x, y = _arrays(64)
+    train = pl.from_arrays(x, y, batch_size=16, normalize="none")
+    val = pl.from_arrays(*_arrays(32, seed=1), batch_size=32, shuffle=False, normalize="none")
+    result = T.fit(_tiny(), train, val, epochs=3, label_smoothing=0.2, out_dir=tmp_path / "run",
+                   record_as="", verbose=0)  # fmt: skip
+    assert result.best_path.is_file() and result.epochs == 3
+    log = (tmp_path / "run" / "log.csv").read_text().splitlines()
+    assert len(log) == 4 and "val_accuracy" in log[0]
+    recorded = results.read_recorded(metrics)
+    assert recorded["epochs"] == 3 and recorded["train_seconds"] > 0
+    assert 0 <= recorded["val_accuracy"] <= 1
+    best = keras.models.load_model(result.best_path)
+    assert best.count_params() == _tiny().count_params()
+
+
+class _Interrupt(keras.callbacks.Callback):
+    def __init__(self, at):
+        super().__init__()
+        self.at = at
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.at:
+            raise KeyboardInterrupt
+
+
+class _Epochs(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.seen.append(epoch)
+
+
+def test_an_interrupted_run_resumes_where_it_stopped_with_the_same_plan(tmp_path):
+    x, y = _arrays(64)
+    train = pl.from_arrays(x, y, batch_size=16, normalize="none", seed=0)
+    run = tmp_path / "run"
+    keras.utils.set_random_seed(0)
+    with pytest.raises(KeyboardInterrupt):
+        T.fit(_tiny(), train, epochs=4, out_dir=run, callbacks=[_Interrupt(2)], verbose=0)
+    assert json.loads((run / "plan.json").read_text())["epochs"] == 4
+    epochs = _Epochs()
+    # A budget, not epochs: the resumed run keeps the plan the first run measured.
+    result = T.fit(_tiny(), train, time_budget_min=60, out_dir=run, callbacks=[epochs], verbose=0)
+    assert epochs.seen == [2, 3] and result.epochs == 4 and result.resumed_from == 2
+    assert "resumed" in result.plan
+    log = (run / "log.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in log[1:]] == ["0", "1", "2", "3"]
+    assert not (run / "backup").exists()  # a finished run leaves no backup behind
+
+
+def test_lr_find_sweeps_suggests_and_puts_the_weights_back():
+    x, y = _arrays(128)
+    train = pl.from_arrays(x, y, batch_size=16, normalize="none")
+    model = _tiny()
+    before = [w.copy() for w in model.get_weights()]
+    found = T.lr_find(model, train, start=1e-4, end=10, steps=40)
+    assert 5 <= len(found.losses) <= 40
+    assert np.all(np.diff(found.learning_rates) > 0)
+    assert found.suggestion == pytest.approx(found.minimum / 10)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
+    assert "suggested learning rate" in str(found)
+
+
+def test_a_run_without_record_as_records_nothing(tmp_path, monkeypatch):
+    metrics = tmp_path / "metrics.jsonl"
+    monkeypatch.setenv(results.RESULTS_FILE_ENV, str(metrics))
+    x, y = _arrays(32)
+    train = pl.from_arrays(x, y, batch_size=16, normalize="none")
+    result = T.fit(_tiny(), train, epochs=2, verbose=0)
+    assert results.read_recorded(metrics) == {} and result.images_per_second > 0
