@@ -1,0 +1,151 @@
+"""Fine-tune a pretrained backbone on a few labels, and measure what the pretraining bought.
+
+Notebook 08's room. The recipe, in the order the notebook teaches it:
+
+1. **Load a backbone** (:func:`load_backbone`): the folder notebook 07 writes (a Keras
+   model plus its model card, checked against the data: input size, channels,
+   preprocessing), ImageNet weights through ``keras.applications`` (online, or a cached
+   weights file; offline and uncached it fails within seconds naming the file to copy,
+   :func:`imagenet_backbone`), or a weights file given by path.
+2. **Attach a new head** (:func:`build_classifier`): the preprocessing the card names
+   goes *inside* the model, so the saved model predicts from raw pixels.
+3. **Freeze, train the head; unfreeze the top blocks and train on with a learning rate
+   10-100x lower** (:func:`set_backbone_trainable`, :func:`compile_classifier`),
+   recompiling after every change of ``trainable`` (``compile`` snapshots which weights
+   the optimizer updates).
+4. **BatchNorm.** Keras's own guide calls the base with ``training=False`` so that its
+   BatchNormalization layers stay in inference mode when the base is unfrozen. In Keras
+   3.15.1 that is not what happens in ``fit``: the moving mean and variance still change
+   (keras-team/keras#20285; ``tests/test_finetune.py`` measures it and fails the day
+   upstream changes it). What does hold is ``trainable=False`` on each
+   BatchNormalization layer: a frozen BN layer runs in inference mode and updates no
+   statistic, which :func:`set_backbone_trainable` sets whenever it unfreezes. With a
+   few dozen images, statistics re-estimated on tiny batches would wreck the features
+   the backbone learned on tens of thousands.
+5. **Compare** (:func:`learning_curve`): training from scratch with the same
+   architecture, a linear probe on frozen pooled features (scikit-learn), the head
+   alone, full fine-tuning; over labels per class and seeds, on one test split.
+6. **Close the loop** (:func:`top_losses`, :func:`reviewed_labels`): the fine-tuned
+   model's highest losses on the training labels go to the review gallery of
+   :mod:`helpers.quality`; a relabel is stored under the reviewer's name, next to the
+   old label, and training again on the reviewed labels is measured.
+7. **Export** (:func:`save_finetuned`): the model with its preprocessing and a card
+   saying what it was fine-tuned on.
+
+The offline source data (:func:`glyph_images`): letters drawn in the fonts that ship
+with matplotlib, on cluttered colour backgrounds, at random scale, slant, rotation and
+resolution. Its classes (letters) are disjoint from the offline targets (digits), the
+same protocol as "pretrain on five CIFAR-10 classes, fine-tune on the other five".
+
+Modules: ``backbone`` (the card, loading, ImageNet), ``steps`` (the classifier, the
+trainable switches, the methods and the learning curve), ``data`` (your labels as
+arrays, the generated data), ``loop`` (top losses, reviewed labels, the export).
+"""
+
+from __future__ import annotations
+
+from helpers.finetune.backbone import (
+    CARD_FIELDS,
+    CARD_JSON,
+    CARD_MD,
+    MODEL_FILE,
+    PREPROCESSING,
+    Backbone,
+    BackboneError,
+    CardMismatch,
+    WeightsUnavailable,
+    check_card,
+    imagenet_backbone,
+    load_backbone,
+    model_input,
+    read_card,
+    save_backbone,
+    small_resnet,
+    write_card,
+)
+from helpers.finetune.data import (
+    DIGITS,
+    LETTERS,
+    Target,
+    catalog_target,
+    digits_catalog,
+    digits_truth,
+    folder_target,
+    glyph_images,
+    to_arrays,
+)
+from helpers.finetune.loop import reviewed_labels, save_finetuned, top_losses
+from helpers.finetune.steps import (
+    METHODS,
+    Recipe,
+    accuracy,
+    augmentation,
+    backbone_blocks,
+    bn_moving_stats,
+    build_classifier,
+    clone_backbone,
+    compile_classifier,
+    learning_curve,
+    linear_probe,
+    metric_names,
+    per_class_subset,
+    pooled_features,
+    preprocessing_layer,
+    pretrain_fallback,
+    set_backbone_trainable,
+    summarize,
+    train_finetune,
+    train_scratch,
+)
+
+__all__ = [
+    "CARD_FIELDS",
+    "CARD_JSON",
+    "CARD_MD",
+    "DIGITS",
+    "LETTERS",
+    "METHODS",
+    "MODEL_FILE",
+    "PREPROCESSING",
+    "Backbone",
+    "BackboneError",
+    "CardMismatch",
+    "Recipe",
+    "Target",
+    "WeightsUnavailable",
+    "accuracy",
+    "augmentation",
+    "backbone_blocks",
+    "bn_moving_stats",
+    "build_classifier",
+    "catalog_target",
+    "check_card",
+    "clone_backbone",
+    "compile_classifier",
+    "digits_catalog",
+    "digits_truth",
+    "folder_target",
+    "glyph_images",
+    "imagenet_backbone",
+    "learning_curve",
+    "linear_probe",
+    "load_backbone",
+    "metric_names",
+    "model_input",
+    "per_class_subset",
+    "pooled_features",
+    "preprocessing_layer",
+    "pretrain_fallback",
+    "read_card",
+    "reviewed_labels",
+    "save_backbone",
+    "save_finetuned",
+    "set_backbone_trainable",
+    "small_resnet",
+    "summarize",
+    "top_losses",
+    "to_arrays",
+    "train_finetune",
+    "train_scratch",
+    "write_card",
+]

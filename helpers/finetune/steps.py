@@ -1,0 +1,361 @@
+"""The fine-tuning steps and the methods they are compared with.
+
+A new head on a frozen backbone; the top blocks unfrozen at a lower learning rate with
+BatchNorm frozen; training from scratch with the same architecture; a linear probe on
+frozen features; and the learning curve that runs them all on the same subsets.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from helpers.finetune.backbone import (
+    PREPROCESSING,
+    Backbone,
+    BackboneError,
+    _all_layers,
+    small_resnet,
+)
+from helpers.finetune.data import LETTERS, glyph_images
+from helpers.quiet import keras
+
+
+def preprocessing_layer(kind: str) -> keras.layers.Layer:
+    if kind not in PREPROCESSING:
+        raise BackboneError(f"preprocessing must be one of {list(PREPROCESSING)}, not {kind!r}")
+    scale, offset = {"unit": (1 / 255, 0.0), "symmetric": (1 / 127.5, -1.0), "raw": (1.0, 0.0)}[
+        kind
+    ]
+    return keras.layers.Rescaling(scale, offset, name=f"preprocess_{kind}")
+
+
+def build_classifier(
+    base: keras.Model,
+    num_classes: int,
+    preprocessing: str = "unit",
+    *,
+    dropout: float = 0.2,
+    augment: keras.layers.Layer | None = None,
+    resize_to: tuple[int, int] | None = None,
+) -> keras.Model:
+    """Raw pixels -> [resize] -> [augment] -> scale -> ``base(training=False)`` -> head.
+
+    The base is called with ``training=False`` as Keras's transfer-learning guide does;
+    in Keras 3.15 that alone does not keep BatchNormalization frozen during ``fit`` (see
+    the module docstring), which is why :func:`set_backbone_trainable` also sets
+    ``trainable=False`` on every BN layer. ``resize_to``: a model that takes images of
+    any size (``(None, None, C)``) and resizes them itself, for raw files.
+    """
+    channels = base.input_shape[-1]
+    if resize_to:
+        inputs = keras.Input((None, None, channels), name="image")
+        x = keras.layers.Resizing(*resize_to, name="resize")(inputs)
+    else:
+        inputs = keras.Input(tuple(base.input_shape[1:]), name="image")
+        x = inputs
+    if augment is not None:
+        x = augment(x)
+    x = preprocessing_layer(preprocessing)(x)
+    x = base(x, training=False)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+    outputs = keras.layers.Dense(num_classes, name="head", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name="classifier")
+
+
+def augmentation(translate: float = 0.1, flip: bool = False, seed: int = 0) -> keras.Sequential:
+    """Light augmentation for a few labels: shifts (and mirror images where they keep
+    the class: photos yes, digits no). Active only in training."""
+    steps = [keras.layers.RandomTranslation(translate, translate, fill_mode="nearest", seed=seed)]
+    if flip:
+        steps.append(keras.layers.RandomFlip("horizontal", seed=seed))
+    return keras.Sequential(steps, name="augment")
+
+
+def backbone_blocks(base: keras.Model) -> list[str]:
+    """The backbone's block prefixes in order: ``block1``, ``block2``... here,
+    ``stage2_block1``... in ``helpers.models.resnet_backbone``, ``block_16`` in
+    ``keras.applications.MobileNetV2``."""
+    seen: list[str] = []
+    for layer in base.layers:
+        match = re.match(r"(stage\d+_block\d+|block_?\d+[a-z]?)", layer.name)
+        key = match.group(1) if match else None
+        if key and key not in seen:
+            seen.append(key)
+    return seen
+
+
+def set_backbone_trainable(base: keras.Model, top_blocks: int | None, *, freeze_bn: bool = True):
+    """Freeze the whole base (``top_blocks=0``), or unfreeze its last ``top_blocks``
+    blocks (None: all of it), with every BatchNormalization layer frozen when
+    ``freeze_bn``. Returns the names of the layers left trainable.
+
+    Recompile afterwards: ``compile`` fixes which weights the optimizer updates.
+    """
+    blocks = backbone_blocks(base)
+    if top_blocks is not None and top_blocks > len(blocks):
+        raise BackboneError(f"the backbone has {len(blocks)} blocks ({blocks}), not {top_blocks}")
+    base.trainable = bool(top_blocks is None or top_blocks > 0)
+    if not base.trainable:
+        return []
+    chosen = blocks if top_blocks is None else blocks[len(blocks) - top_blocks :]
+    first = next(
+        (i for i, layer in enumerate(base.layers) if layer.name.startswith(tuple(chosen))),
+        len(base.layers),
+    )
+    for i, layer in enumerate(base.layers):
+        layer.trainable = i >= first or top_blocks is None
+        if freeze_bn and isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
+    return [layer.name for layer in base.layers if layer.trainable and layer.weights]
+
+
+def compile_classifier(model: keras.Model, learning_rate, *, jit_compile=False) -> keras.Model:
+    """AdamW on logits with sparse labels; call again after every change of ``trainable``."""
+    model.compile(
+        optimizer=keras.optimizers.AdamW(learning_rate, weight_decay=1e-4),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+        jit_compile=jit_compile,
+    )
+    return model
+
+
+def bn_moving_stats(model: keras.Model) -> list[np.ndarray]:
+    """Every BatchNormalization layer's moving mean and variance (copies), in order."""
+    out = []
+    for layer in _all_layers(model):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            out += [
+                keras.ops.convert_to_numpy(v).copy()
+                for v in (layer.moving_mean, layer.moving_variance)
+            ]
+    return out
+
+
+# -- one run of each method ---------------------------------------------------------------
+
+
+@dataclass
+class Recipe:
+    """The budgets of one learning-curve run (steps, not epochs: the training sets differ
+    in size by 10x along the curve, and a fixed number of updates keeps it fair)."""
+
+    head_steps: int = 150
+    finetune_steps: int = 150
+    scratch_steps: int = 600  # 200 at 3e-3 left scratch near chance on the glyph digits
+    head_lr: float = 3e-3
+    finetune_lr: float = 1e-4  # 30x lower than the head's: move the pretrained weights gently
+    scratch_lr: float = 1e-3
+    top_blocks: int | None = 2
+    batch_size: int = 32
+    translate: float = 0.1
+    flip: bool = False
+    dropout: float = 0.2
+
+
+def _fit(model, x, y, steps: int, batch_size: int, seed: int):
+    batch = min(batch_size, len(x))
+    epochs = max(1, math.ceil(steps / math.ceil(len(x) / batch)))
+    model.fit(x, y, batch_size=batch, epochs=epochs, verbose=0, shuffle=True)
+    return epochs
+
+
+def accuracy(model, x, y) -> float:
+    logits = model.predict(x, batch_size=512, verbose=0)
+    return float(np.mean(np.argmax(logits, 1) == y))
+
+
+def clone_backbone(backbone: Backbone, *, weights: bool = True) -> keras.Model:
+    """A fresh copy of the backbone (pretrained weights, or ``weights=False``: the same
+    architecture newly initialized, for training from scratch)."""
+    copy = keras.models.clone_model(backbone.model)
+    if weights:
+        copy.set_weights(backbone.model.get_weights())
+    return copy
+
+
+def train_scratch(backbone, x, y, num_classes, recipe: Recipe, seed: int) -> keras.Model:
+    """The same architecture, newly initialized, trained on ``x, y`` alone.
+
+    Its BatchNorm momentum is capped at 0.9: a run of a few hundred steps is too short
+    for Keras's default 0.99 (the moving statistics would still be near their initial
+    values, and evaluation near chance), and the baseline must be a fair one.
+    """
+    keras.utils.set_random_seed(seed)
+    base = clone_backbone(backbone, weights=False)
+    for layer in _all_layers(base):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = min(layer.momentum, 0.9)
+    model = build_classifier(
+        base, num_classes, backbone.card["preprocessing"], dropout=recipe.dropout,
+        augment=augmentation(recipe.translate, recipe.flip, seed),
+    )  # fmt: skip
+    compile_classifier(model, recipe.scratch_lr)
+    _fit(model, x, y, recipe.scratch_steps, recipe.batch_size, seed)
+    return model
+
+
+def train_finetune(
+    backbone, x, y, num_classes, recipe: Recipe, seed: int, *, full: bool = True
+) -> tuple[keras.Model, keras.Model]:
+    """Step 1: freeze, train a new head. Step 2 (``full``): unfreeze the top blocks,
+    BN frozen, recompile with the lower rate, train on. Returns (classifier, base)."""
+    keras.utils.set_random_seed(seed)
+    base = clone_backbone(backbone)
+    model = build_classifier(
+        base, num_classes, backbone.card["preprocessing"], dropout=recipe.dropout,
+        augment=augmentation(recipe.translate, recipe.flip, seed),
+    )  # fmt: skip
+    set_backbone_trainable(base, 0)
+    compile_classifier(model, recipe.head_lr)
+    _fit(model, x, y, recipe.head_steps, recipe.batch_size, seed)
+    if full:
+        set_backbone_trainable(base, recipe.top_blocks)
+        compile_classifier(model, recipe.finetune_lr)
+        _fit(model, x, y, recipe.finetune_steps, recipe.batch_size, seed)
+    return model, base
+
+
+def pooled_features(backbone: Backbone, x: np.ndarray) -> np.ndarray:
+    """The frozen backbone's pooled features of raw images, scaled as its card says."""
+    scale = keras.Sequential([preprocessing_layer(backbone.card["preprocessing"]), backbone.model])
+    return scale.predict(x, batch_size=512, verbose=0)
+
+
+def linear_probe(train_features, y_train, test_features, y_test, *, seed: int = 0) -> float:
+    """Logistic regression on standardized frozen features: how linearly separable the
+    new classes already are in the pretrained feature space, with no network training."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    probe = make_pipeline(
+        StandardScaler(), LogisticRegression(C=0.1, max_iter=3000, random_state=seed)
+    )
+    probe.fit(train_features, y_train)
+    return float(probe.score(test_features, y_test))
+
+
+def per_class_subset(y: np.ndarray, n: int | None, seed: int) -> np.ndarray:
+    """Indices of ``n`` examples per class (all of a class that has fewer; None: all)."""
+    y = np.asarray(y)
+    if n is None:
+        return np.arange(len(y))
+    rng = np.random.default_rng(seed)
+    picks = [
+        rng.choice(np.flatnonzero(y == c), min(n, int(np.sum(y == c))), replace=False)
+        for c in np.unique(y)
+    ]
+    return np.sort(np.concatenate(picks))
+
+
+METHODS = ("scratch", "probe", "head", "finetune")
+
+
+def learning_curve(
+    backbone: Backbone,
+    x_train, y_train, x_test, y_test,
+    labels_per_class, seeds, *,
+    recipe: Recipe | None = None,
+    num_classes: int | None = None,
+    methods=METHODS,
+    progress=print,
+) -> list[dict]:  # fmt: skip
+    """One row per (labels per class, seed, method): ``{"n", "seed", "method",
+    "accuracy", "train_size"}``, every method trained on the same subset and scored on
+    the same test split. ``labels_per_class`` holds ints and ``"all"``."""
+    recipe = recipe or Recipe()
+    num_classes = num_classes or int(max(y_train.max(), y_test.max()) + 1)
+    rows = []
+    feats_train = pooled_features(backbone, x_train) if "probe" in methods else None
+    feats_test = pooled_features(backbone, x_test) if "probe" in methods else None
+    for n in labels_per_class:
+        for seed in seeds:
+            idx = per_class_subset(y_train, None if n == "all" else int(n), seed)
+            xs, ys = x_train[idx], y_train[idx]
+            got = {}
+            if "scratch" in methods:
+                scratch = train_scratch(backbone, xs, ys, num_classes, recipe, seed)
+                got["scratch"] = accuracy(scratch, x_test, y_test)
+            if "probe" in methods:
+                got["probe"] = linear_probe(feats_train[idx], ys, feats_test, y_test, seed=seed)
+            if "head" in methods:
+                head, _ = train_finetune(backbone, xs, ys, num_classes, recipe, seed, full=False)
+                got["head"] = accuracy(head, x_test, y_test)
+            if "finetune" in methods:
+                model, _ = train_finetune(backbone, xs, ys, num_classes, recipe, seed)
+                got["finetune"] = accuracy(model, x_test, y_test)
+            for method, acc in got.items():
+                row = {"n": n, "seed": seed, "method": method, "accuracy": acc}
+                rows.append({**row, "train_size": len(idx)})
+            if progress:
+                progress(f"n={n} seed={seed} " + " ".join(f"{m} {a:.3f}" for m, a in got.items()))
+    return rows
+
+
+def summarize(rows: list[dict]) -> dict[tuple, tuple[float, float, int]]:
+    """``{(n, method): (mean, std, runs)}`` over seeds."""
+    groups: dict[tuple, list[float]] = {}
+    for r in rows:
+        groups.setdefault((r["n"], r["method"]), []).append(r["accuracy"])
+    return {k: (float(np.mean(v)), float(np.std(v)), len(v)) for k, v in groups.items()}
+
+
+def metric_names(summary) -> dict[str, float]:
+    """The runner's stable names: ``scratch_acc_10``, ``probe_acc_all``, ... (means)."""
+    return {f"{method}_acc_{n}": mean for (n, method), (mean, _, _) in summary.items()}
+
+
+def pretrain_fallback(
+    chars: str = LETTERS,
+    n: int = 20000,
+    *,
+    size: int = 32,
+    channels: int = 3,
+    widths=(32, 64, 128),
+    epochs: int = 3,
+    seed: int = 0,
+    batch_size: int = 128,
+) -> tuple[Backbone, float]:
+    """Pretrain :func:`small_resnet` on :func:`glyph_images` of ``chars``; return the
+    backbone with its card and the accuracy on a held-out fifth.
+
+    For when notebook 07 has not written a backbone: notebook 08 then still runs alone.
+    """
+    start = time.time()
+    x, y = glyph_images(chars, n, size=size, channels=channels, seed=seed)
+    cut = n * 4 // 5
+    keras.utils.set_random_seed(seed)
+    base = small_resnet((size, size, channels), widths)
+    model = build_classifier(base, len(chars), "unit", dropout=0.0)
+    steps = epochs * math.ceil(cut / batch_size)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0, steps, warmup_target=3e-3, warmup_steps=max(1, steps // 10)
+    )
+    compile_classifier(model, schedule)
+    model.fit(x[:cut], y[:cut], batch_size=batch_size, epochs=epochs, verbose=0)
+    accuracy = float(model.evaluate(x[cut:], y[cut:], verbose=0, batch_size=512)[1])
+    card = {
+        "name": "glyph backbone (notebook 08 fallback)",
+        "source_data": f"helpers.finetune.glyph_images: {n} images of {len(chars)} letters",
+        "license": "generated (CC0)",
+        "classes": list(chars),
+        "input_size": [size, size],
+        "channels": channels,
+        "preprocessing": "unit",
+        "architecture": "small_resnet",
+        "widths": list(widths),
+        "parameters": int(base.count_params()),
+        "source_test_accuracy": round(accuracy, 4),
+        "seed": seed,
+        "epochs": epochs,
+        "keras": keras.__version__,
+        "minutes": round((time.time() - start) / 60, 2),
+    }
+    return Backbone(base, card, "pretrain_fallback"), accuracy

@@ -1,0 +1,234 @@
+"""Fine-tuning: the model card check, BatchNorm when unfreezing, relabel-from-gallery, the
+offline ImageNet error, weights by path, the learning curve's names and the export."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+
+import numpy as np
+import pytest
+
+from helpers import finetune as ft
+from helpers.catalog import Catalog
+from helpers.quiet import keras
+
+
+def tiny_backbone(shape=(8, 8, 1)) -> ft.Backbone:
+    keras.utils.set_random_seed(0)
+    base = ft.small_resnet(shape, (4, 8))
+    card = {
+        "name": "tiny",
+        "input_size": list(shape[:2]),
+        "channels": shape[2],
+        "preprocessing": "unit",
+        "architecture": "small_resnet",
+        "widths": [4, 8],
+    }
+    return ft.Backbone(base, card, "test")
+
+
+@pytest.fixture(scope="module")
+def saved_backbone(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bb")
+    ft.save_backbone(tiny_backbone(), folder)
+    return folder
+
+
+def test_card_that_matches_loads(saved_backbone):
+    backbone = ft.load_backbone(
+        saved_backbone, expected={"input_size": (8, 8), "channels": 1, "preprocessing": None}
+    )
+    assert backbone.input_shape == (8, 8, 1)
+    assert ft.backbone_blocks(backbone.model) == ["block1", "block2"]
+
+
+def test_mismatched_card_is_refused_naming_what_differs(saved_backbone):
+    with pytest.raises(ft.CardMismatch) as err:
+        ft.load_backbone(
+            saved_backbone,
+            expected={"input_size": (16, 16), "channels": 1, "preprocessing": "symmetric"},
+        )
+    message = str(err.value)
+    assert "input size: card [8, 8], the data [16, 16]" in message
+    assert "preprocessing: card 'unit', the data 'symmetric'" in message
+    assert "channels" not in message  # only what differs is named
+
+
+def test_card_that_lies_about_its_model_is_refused(tmp_path):
+    backbone = tiny_backbone()
+    ft.save_backbone(backbone, tmp_path)
+    card = json.loads((tmp_path / ft.CARD_JSON).read_text())
+    (tmp_path / ft.CARD_JSON).write_text(json.dumps({**card, "channels": 3}))
+    with pytest.raises(ft.CardMismatch, match="channels: card 3, the model in backbone.keras 1"):
+        ft.load_backbone(tmp_path)
+
+
+def test_card_without_preprocessing_is_refused(tmp_path):
+    backbone = tiny_backbone()
+    del backbone.card["preprocessing"]
+    ft.save_backbone(backbone, tmp_path)
+    with pytest.raises(ft.CardMismatch, match="lacks \\['preprocessing'\\]"):
+        ft.load_backbone(tmp_path)
+
+
+def test_weights_file_by_path_rebuilds_from_the_card(tmp_path):
+    backbone = tiny_backbone()
+    backbone.model.save_weights(tmp_path / "bb.weights.h5")
+    ft.write_card(tmp_path, backbone.card)
+    loaded = ft.load_backbone(tmp_path / "bb.weights.h5")
+    x = np.random.default_rng(0).uniform(0, 1, (2, 8, 8, 1)).astype("float32")
+    want = backbone.model.predict(x, verbose=0)
+    np.testing.assert_allclose(loaded.model.predict(x, verbose=0), want, rtol=1e-5)
+
+
+def _unfrozen_fit(freeze_bn: bool) -> tuple[list, list]:
+    backbone = tiny_backbone()
+    model = ft.build_classifier(backbone.model, 3, "unit", dropout=0.0)  # base(training=False)
+    ft.set_backbone_trainable(backbone.model, None, freeze_bn=freeze_bn)
+    ft.compile_classifier(model, 1e-2)
+    before = ft.bn_moving_stats(model)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (32, 8, 8, 1)).astype("float32")  # far from the initial stats
+    model.fit(x, rng.integers(0, 3, 32), batch_size=16, epochs=1, verbose=0)
+    return before, ft.bn_moving_stats(model)
+
+
+def test_batchnorm_frozen_with_trainable_false_keeps_its_statistics():
+    before, after = _unfrozen_fit(freeze_bn=True)
+    assert len(before) == 2 * 5  # stem + 2 blocks x 2 BN layers, mean and variance each
+    for b, a in zip(before, after, strict=True):
+        np.testing.assert_array_equal(b, a)
+
+
+def test_batchnorm_with_only_training_false_still_updates_upstream_behaviour():
+    """Documented upstream behaviour (keras-team/keras#20285, Keras 3.15.1): calling the
+    unfrozen base with ``training=False`` does not stop ``fit`` from updating the moving
+    statistics. If this fails, upstream changed it: update helpers/finetune.py's
+    docstring, notebook 08 and FACTS, then this test."""
+    before, after = _unfrozen_fit(freeze_bn=False)
+    changed = [not np.array_equal(b, a) for b, a in zip(before, after, strict=True)]
+    assert any(changed), (
+        "BatchNormalization kept its moving statistics with only training=False: "
+        "keras-team/keras#20285 seems fixed in this Keras; update the teaching"
+    )
+
+
+def test_trainable_top_blocks_and_recompile_need():
+    backbone = tiny_backbone()
+    assert ft.set_backbone_trainable(backbone.model, 0) == []
+    names = ft.set_backbone_trainable(backbone.model, 1)
+    assert names and all(n.startswith("block2") for n in names)
+    assert not any("_bn" in n for n in names)
+    with pytest.raises(ft.BackboneError, match="has 2 blocks"):
+        ft.set_backbone_trainable(backbone.model, 3)
+
+
+class FixedModel:
+    """Stands in for a Keras model: ``top_losses`` only calls ``predict``."""
+
+    def __init__(self, logits):
+        self.logits = np.asarray(logits, dtype="float32")
+
+    def predict(self, x, **kwargs):
+        return self.logits
+
+
+def test_relabel_from_gallery_is_a_new_label_by_the_reviewer(tmp_path):
+    from helpers.quality import ReviewGallery
+
+    catalog = Catalog(tmp_path / "catalog")
+    catalog.set_classes(["a", "b"])
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 255, (4, 8, 8), dtype=np.uint8)
+    ids = [catalog.add_image_array(p)[0] for p in pixels]
+    given = ["a", "a", "b", "b"]
+    for i, c in zip(ids, given, strict=True):
+        catalog.set_label(i, c, annotator="ana")
+    model = FixedModel([[5, 0], [-5, 5], [0, 5], [0, 4]])  # image 2 looks like "b"
+    issues = ft.top_losses(model, None, np.array([0, 0, 1, 1]), ids, ["a", "b"], k=2)
+    assert issues[0]["image_id"] == ids[1] and issues[0]["suggested"] == "b"
+    gallery = ReviewGallery(catalog, issues, annotator="reviewer")
+    gallery.cards[ids[1]]["accept"].click()
+    assert catalog.label_of(ids[1], "reviewer")["class_name"] == "b"
+    assert catalog.label_of(ids[1], "ana")["class_name"] == "a"  # the old label is kept
+    merged = ft.reviewed_labels(catalog, "ana", "reviewer", ids)
+    assert merged == {ids[0]: "a", ids[1]: "b", ids[2]: "b", ids[3]: "b"}
+
+
+def test_offline_imagenet_weights_fail_fast_naming_the_file(tmp_path, monkeypatch):
+    from keras.src.backend import config
+    from keras.src.utils import file_utils
+
+    def offline(url, *args, **kwargs):  # what urllib does with no network
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(file_utils, "urlretrieve", offline)
+    monkeypatch.setattr(config, "_KERAS_DIR", str(tmp_path))  # KERAS_HOME, read at import
+    with pytest.raises(ft.WeightsUnavailable) as err:
+        ft.load_backbone("imagenet", expected={"input_size": (96, 96), "channels": 3})
+    name = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5"
+    target = tmp_path / "models" / name
+    assert f"Copy the file {target} " in str(err.value)
+    assert "URL fetch failure" in str(err.value)
+
+
+def test_learning_curve_rows_and_runner_names():
+    backbone = tiny_backbone()
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 255, (40, 8, 8, 1)).astype("uint8")
+    y = np.arange(40) % 2
+    recipe = ft.Recipe(head_steps=2, finetune_steps=2, scratch_steps=2, top_blocks=1)
+    rows = ft.learning_curve(
+        backbone, x, y, x[:10], y[:10], [3, "all"], [0, 1], recipe=recipe, progress=None
+    )
+    assert len(rows) == 2 * 2 * 4
+    assert {r["train_size"] for r in rows} == {6, 40}
+    names = ft.metric_names(ft.summarize(rows))
+    assert set(names) == {f"{m}_acc_{n}" for m in ft.METHODS for n in (3, "all")}
+
+
+def test_saved_model_takes_raw_images_of_any_size(tmp_path):
+    backbone = tiny_backbone()
+    model = ft.build_classifier(backbone.model, 2, "unit")
+    path = ft.save_finetuned(
+        model, backbone, tmp_path, class_names=["a", "b"], fine_tuned_on={"images": 4}
+    )
+    loaded = keras.models.load_model(path)
+    probs = loaded.predict(np.full((1, 20, 13, 1), 200, "float32"), verbose=0)
+    assert probs.shape == (1, 2) and abs(float(probs.sum()) - 1) < 1e-5
+    card = json.loads((tmp_path / ft.CARD_JSON).read_text())
+    assert card["fine_tuned_on"] == {"images": 4} and card["classes"] == ["a", "b"]
+
+
+def test_glyphs_are_deterministic_and_balanced():
+    x1, y1 = ft.glyph_images("AB", 6, size=16, seed=3)
+    x2, y2 = ft.glyph_images("AB", 6, size=16, seed=3)
+    assert x1.shape == (6, 16, 16, 3) and x1.dtype == np.uint8
+    np.testing.assert_array_equal(x1, x2)
+    assert np.bincount(y1).tolist() == [3, 3]
+
+
+def test_catalog_target_keeps_the_classes_train_holds(tmp_path):
+    catalog = Catalog(tmp_path / "catalog")
+    catalog.set_classes(["a", "b", "unused"])
+    rng = np.random.default_rng(1)
+    pixels = rng.integers(0, 255, (6, 8, 8), dtype=np.uint8)
+    ids = [catalog.add_image_array(p)[0] for p in pixels]
+    for i, c in zip(ids, "ababab", strict=True):
+        catalog.set_label(i, c, annotator="ana")
+    catalog.set_splits(dict(zip(ids, ["train"] * 4 + ["test"] * 2, strict=True)))
+    target = ft.catalog_target(catalog, "ana")
+    assert target.train.class_names == ["a", "b"] and len(target.test) == 2
+    assert target.train_ids == ids[:4] and target.train.labels.tolist() == [0, 1, 0, 1]
+
+
+def test_split_tree_with_other_test_classes_is_refused(tmp_path):
+    from PIL import Image
+
+    for split, classes in (("train", "ab"), ("test", "ac")):
+        for c in classes:
+            (tmp_path / split / c).mkdir(parents=True)
+            Image.new("RGB", (8, 8), (10, 20, 30)).save(tmp_path / split / c / "x.png")
+    with pytest.raises(ft.BackboneError, match=r"differ in classes \['b', 'c'\]"):
+        ft.folder_target(tmp_path)
