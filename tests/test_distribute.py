@@ -1,0 +1,121 @@
+"""Two real worker processes under MultiWorkerMirroredStrategy on 127.0.0.1.
+
+Each test starts ``python -m helpers pretrain-worker`` twice with its own ``TF_CONFIG``
+(free ports), trains a tiny ResNet for a few steps and reads the reports the workers
+write. Every wait is bounded: a worker still running at the deadline is killed and the
+test fails with its log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import distribute as dist
+
+DEADLINE_S = 150  # per launch; a healthy launch takes about 20 s on 2 cores
+TINY = [
+    "--image-size", "16", "--width", "8", "--depth", "1", "1", "--classes", "16",
+    "--precision", "float32", "--no-augment", "--timeout", "30", "--learning-rate", "0.05",
+]  # fmt: skip
+
+
+def _wait(processes, log_dir: Path, deadline_s: float = DEADLINE_S) -> list[int]:
+    end = time.monotonic() + deadline_s
+    codes = []
+    for p in processes:
+        try:
+            codes.append(p.wait(timeout=max(end - time.monotonic(), 1)))
+        except Exception:
+            for q in processes:
+                q.kill()
+            logs = "\n".join(f.read_text()[-3000:] for f in sorted(log_dir.glob("*.log")))
+            pytest.fail(f"workers did not finish in {deadline_s} s:\n{logs}")
+    if any(codes):
+        logs = "\n".join(f.read_text()[-3000:] for f in sorted(log_dir.glob("*.log")))
+        pytest.fail(f"worker exit codes {codes}:\n{logs}")
+    return codes
+
+
+def _reports(folder: Path, n: int = 2) -> list[dict]:
+    return [json.loads((folder / f"worker-{i}.json").read_text()) for i in range(n)]
+
+
+def _launch(tmp: Path, extra: list[str], tag: str):
+    log_dir = tmp / f"logs-{tag}"
+    arguments = ["--backup-dir", str(tmp / "backup"), "--report-dir", str(tmp), *TINY, *extra]
+    return dist.launch_local_workers(arguments, 2, log_dir=log_dir), log_dir
+
+
+def test_two_workers_train_sharded_tfrecords_to_identical_weights(tmp_path):
+    from helpers import pipeline as pl
+    from helpers.pretrain import generated_source
+
+    src = generated_source(1200, classes=16, size=16, seed=3)
+    pl.export_tfrecords(
+        (src.x_train, src.y_train), tmp_path / "shards", shards=4, class_names=src.class_names
+    )
+    processes, logs = _launch(
+        tmp_path,
+        ["--tfrecords", str(tmp_path / "shards"), "--per-worker-batch", "16", "--steps", "30",
+         "--save-every", "10"],
+        "run",
+    )  # fmt: skip
+    _wait(processes, logs)
+    r0, r1 = _reports(tmp_path)
+    assert {r0["worker"], r1["worker"]} == {0, 1} and r0["workers"] == 2
+    assert r0["global_batch"] == 32  # per-worker batch x workers
+    assert r0["steps"] == r1["steps"] == 30
+    w0, w1 = np.load(tmp_path / "worker-0.npz"), np.load(tmp_path / "worker-1.npz")
+    for k in w0.files:  # trainable weights and the averaged BatchNorm statistics
+        np.testing.assert_array_equal(w0[k], w1[k])
+    assert r0["losses"] == r1["losses"]  # both report the global loss of each step
+    first, last = np.mean(r0["losses"][:5]), np.mean(r0["losses"][-5:])
+    assert last < first - 0.1, (first, last)
+
+
+def test_a_killed_worker_resumes_from_its_backup(tmp_path):
+    extra = ["--images", "1200", "--per-worker-batch", "16", "--steps", "40", "--save-every", "5"]
+    processes, logs = _launch(tmp_path, extra, "first")
+    backup = tmp_path / "backup" / "worker-1"
+    end = time.monotonic() + DEADLINE_S
+    while time.monotonic() < end and not (backup / "ckpt-10.index").exists():
+        if processes[1].poll() is not None:
+            pytest.fail(
+                "worker 1 ended before it could be killed:\n"
+                + (logs / "worker-1.log").read_text()[-3000:]
+            )
+        time.sleep(0.2)
+    assert (backup / "ckpt-10.index").exists(), "no backup at step 10 in time"
+    os.kill(processes[1].pid, signal.SIGKILL)  # a preempted machine
+    processes[1].wait(timeout=30)
+    try:  # its peer fails its next collective (timeout 30 s) or hangs: stop it like a scheduler
+        processes[0].wait(timeout=5)
+    except Exception:
+        processes[0].kill()
+        processes[0].wait(timeout=30)
+    first_run = (logs / "worker-0.log").read_text()
+    seen = {
+        int(line.split()[1]): float(line.split()[3])
+        for line in first_run.splitlines()
+        if line.startswith("step ")
+    }
+    assert not (tmp_path / "worker-0.json").exists()  # the first run never finished
+
+    processes, logs = _launch(tmp_path, extra, "again")
+    _wait(processes, logs)
+    r0, r1 = _reports(tmp_path)
+    assert r0["resumed_from"] == r1["resumed_from"] >= 10
+    assert r0["steps"] == r1["steps"] == 40
+    assert len(r0["losses"]) == 40 - r0["resumed_from"]
+    assert r0["digest"] == r1["digest"]
+    resumed = r0["resumed_from"] + 1  # the first step after the backup, run twice
+    assert r0["resumed_from"] <= max(seen)  # a backup of a step that ran
+    if resumed in seen:  # killed after it ran once more: same weights and batch, same loss
+        assert r0["losses"][0] == pytest.approx(seen[resumed], abs=1e-5)
