@@ -38,6 +38,7 @@ import numpy as np
 
 from helpers import distribute as dist
 from helpers import models
+from helpers.acquire.arrays import ArrayDataset
 from helpers.files import write_atomic
 from helpers.quiet import keras, tf
 
@@ -73,17 +74,9 @@ class CardMismatch(ValueError):
 
 
 @dataclass
-class Source:
-    """A source data set as uint8 arrays (train, test), its class names and provenance."""
+class Source(ArrayDataset):
+    """A source data set: the arrays every loader returns, plus notes on how it was made."""
 
-    name: str
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    class_names: list[str]
-    source: str
-    license: str
     notes: list[str] = field(default_factory=list)
 
     @property
