@@ -7,9 +7,10 @@ check``, the catalog and the labeling widgets answer without loading it.
 Layout, in the order data flows through it (acquire -> catalog -> labeling/quality ->
 pipeline -> models/train -> finetune -> results):
 
-- ``config``, ``devices``, ``results``, ``files``, ``quiet``, ``plots``: the base every
-  layer may use (profiles, paths and seeds; hardware and precision; metrics for the
-  runner; atomic writes; TensorFlow without noise; the figures notebooks show).
+- ``config``, ``devices``, ``results``, ``files``, ``quiet``, ``plots``, ``cards``: the
+  base every layer may use (profiles, paths and seeds; hardware and precision; metrics
+  for the runner; atomic writes; TensorFlow without noise; the figures notebooks show;
+  the model card a backbone travels with, written by 07 and read by 08).
 - ``images``: the one gate every image passes on its way in (format sniffing, size and
   decompression-bomb limits, decoded once, EXIF orientation applied, metadata
   stripped) and the one reader of class-per-folder trees.
@@ -25,9 +26,9 @@ pipeline -> models/train -> finetune -> results):
   the memory cache), ``augment`` (normalization and augmentation), ``dataset`` (the
   public builders) and ``tfrecords``.
 - ``scratch``: NumPy reference math; imports no TensorFlow.
-- later layers, each created by the issue that fills it: ``models``, ``train``,
-  ``evaluate`` (notebook 06); ``pretrain``, ``distribute`` (07); ``finetune`` (08);
-  ``interpret``, ``export`` (09).
+- the models: ``models`` (the architecture registry), ``train``, ``evaluate`` and
+  ``predict`` (notebook 06); ``pretrain`` and ``distribute`` (07); ``finetune/`` (08);
+  ``interpret`` and ``export`` (09).
 - ``runner``, ``notebooks``, ``__main__``: the headless course and its command line.
 
 A module imports only from layers before it in that list, never back up the flow; the

@@ -12,12 +12,11 @@ backbone). What it adds:
 - **speed figures**: :func:`probe_batch_size` (on a GPU, the batch that fills it, found by
   measuring, not a constant), :func:`speed_report` (images per second, step time, peak
   memory, the fraction of the device's peak FLOP rate, from :func:`peak_flops`);
-- **the model card** (:func:`make_card`, :func:`save_backbone`, :func:`read_model_card`,
-  :func:`check_card`): JSON plus a short Markdown next to ``backbone.keras``, in the
-  format notebook 08 reads (``helpers.finetune``: ``card.json``, ``input_size``,
-  ``channels``, ``preprocessing``). The backbone takes raw 0..255 pixels and resizes
-  and scales them itself, so its ``preprocessing`` is ``"raw"``; ``preprocessing_inside``
-  says what it does to them;
+- **the model card** (:func:`make_card`, :func:`save_backbone`, :func:`read_model_card`):
+  JSON plus a short Markdown next to ``backbone.keras``, written, read and checked
+  (``check_card``) by :mod:`helpers.cards`, the one format notebook 08 reads too. The
+  backbone takes raw 0..255 pixels and resizes and scales them itself, so its
+  ``preprocessing`` is ``"raw"``; ``preprocessing_inside`` says what it does to them;
 - :func:`worker_main`, behind ``python -m helpers pretrain-worker``: one process of a
   multi-machine run, configured by ``TF_CONFIG``.
 """
@@ -39,13 +38,11 @@ import numpy as np
 from helpers import distribute as dist
 from helpers import models
 from helpers.acquire.arrays import ArrayDataset
+from helpers.cards import read_card, save_with_card
 from helpers.files import write_atomic
 from helpers.quiet import keras, tf
 
-CARD_JSON = "card.json"  # the names helpers.finetune looks for
-CARD_MD = "card.md"
-MODEL_FILE = "backbone.keras"
-PREPROCESSING = "raw"  # 0..255 in; the backbone resizes and scales inside
+BACKBONE_PREPROCESSING = "raw"  # 0..255 in; the backbone resizes and scales inside
 CARD_REQUIRED = (
     "name",
     "source_data",
@@ -64,10 +61,6 @@ CARD_REQUIRED = (
     "precision",
     "minutes",
 )
-
-
-class CardMismatch(ValueError):
-    """A backbone's card disagrees with how it would be fed; the message names each field."""
 
 
 # --- source data -----------------------------------------------------------------------------
@@ -408,7 +401,7 @@ def make_card(
         "train_images": int(len(source.y_train)),
         "input_size": [int(h), int(w)],
         "channels": int(c),
-        "preprocessing": PREPROCESSING,
+        "preprocessing": BACKBONE_PREPROCESSING,
         "preprocessing_inside": (
             f"raw 0..255 pixels in; the backbone resizes to {h}x{w} and scales by 1/255"
         ),
@@ -452,61 +445,19 @@ def card_markdown(card: dict) -> str:
 
 
 def save_backbone(backbone, folder: str | os.PathLike, card: dict) -> Path:
-    """Write ``backbone.keras``, ``card.json`` and ``card.md`` into ``folder``; the card
-    last, so a folder with a card always has its model."""
+    """Write ``backbone.keras``, ``card.md`` and ``card.json`` into ``folder`` (the card
+    last, so a folder with a card always has its model); the card must have every field
+    :data:`CARD_REQUIRED` names."""
     missing = [k for k in CARD_REQUIRED if k not in card]
     if missing:
         raise ValueError(f"the card lacks {missing}; build it with make_card")
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".tmp-{MODEL_FILE}"
-    backbone.save(tmp)
-    os.replace(tmp, folder / MODEL_FILE)
-    write_atomic(folder / CARD_MD, card_markdown(card).encode("utf-8"))
-    write_atomic(folder / CARD_JSON, (json.dumps(card, indent=2) + "\n").encode("utf-8"))
-    return folder
+    return save_with_card(backbone, folder, card, card_markdown(card))
 
 
 def read_model_card(folder: str | os.PathLike) -> dict:
-    """The card in ``folder`` (or the ``card.json`` path given), checked for every field
-    :data:`CARD_REQUIRED` names."""
-    path = Path(folder)
-    path = path if path.suffix == ".json" else path / CARD_JSON
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"no model card at {path}: a backbone folder holds {MODEL_FILE} and {CARD_JSON}, "
-            "which notebook 07 writes (BACKBONE_DIR)"
-        )
-    card = json.loads(path.read_text(encoding="utf-8"))
-    missing = [k for k in CARD_REQUIRED if k not in card]
-    if missing:
-        raise CardMismatch(f"{path} lacks {missing}: rewrite it with notebook 07")
-    return card
-
-
-def check_card(card: dict, input_shape, preprocessing: str) -> None:
-    """Refuse to feed a backbone ``input_shape`` (height, width, channels) images scaled as
-    ``preprocessing``, when its card says otherwise; the error names every field that
-    differs, with both values and what to do."""
-    h, w, c = (int(v) for v in input_shape)
-    differ = []
-    if [h, w] != [int(v) for v in card["input_size"]]:
-        differ.append(
-            f"input size: the card says {card['input_size'][0]}x{card['input_size'][1]}, "
-            f"you give {h}x{w}"
-        )
-    if c != int(card["channels"]):
-        differ.append(f"channels: the card says {card['channels']}, you give {c}")
-    if preprocessing != card["preprocessing"]:
-        differ.append(
-            f"preprocessing: the card says {card['preprocessing']!r} "
-            f"({card.get('preprocessing_inside', '')}), you give {preprocessing!r}"
-        )
-    if differ:
-        raise CardMismatch(
-            "this backbone was not trained on such input: " + "; ".join(differ) + ". Resize "
-            "and scale your images as the card says, or pretrain a backbone for them (notebook 07)."
-        )
+    """The card in ``folder`` (or the ``card.json`` path given), with every field
+    :data:`CARD_REQUIRED` names (``helpers.cards.check_card`` checks it against data)."""
+    return read_card(folder, CARD_REQUIRED)
 
 
 # --- one worker of a multi-machine run ---------------------------------------------------------

@@ -37,31 +37,36 @@ with matplotlib, on cluttered colour backgrounds, at random scale, slant, rotati
 resolution. Its classes (letters) are disjoint from the offline targets (digits), the
 same protocol as "pretrain on five CIFAR-10 classes, fine-tune on the other five".
 
-Modules: ``backbone`` (the card, loading, ImageNet), ``steps`` (the classifier, the
+The model card's names, reader and check are :mod:`helpers.cards`'s (re-exported here),
+shared with :mod:`helpers.pretrain`, which writes the cards this package reads.
+
+Modules: ``backbone`` (loading, checking, ImageNet), ``steps`` (the classifier, the
 trainable switches, the methods and the learning curve), ``data`` (your labels as
 arrays, the generated data), ``loop`` (top losses, reviewed labels, the export).
 """
 
 from __future__ import annotations
 
-from helpers.finetune.backbone import (
+from helpers.cards import (
     CARD_FIELDS,
     CARD_JSON,
     CARD_MD,
     MODEL_FILE,
     PREPROCESSING,
-    Backbone,
     BackboneError,
     CardMismatch,
-    WeightsUnavailable,
     check_card,
+    read_card,
+    write_card,
+)
+from helpers.finetune.backbone import (
+    Backbone,
+    WeightsUnavailable,
     imagenet_backbone,
     load_backbone,
     model_input,
-    read_card,
     save_backbone,
     small_resnet,
-    write_card,
 )
 from helpers.finetune.data import (
     DIGITS,

@@ -1,42 +1,31 @@
 """A backbone and its model card: build, save, load, check; ImageNet weights, offline too.
 
-The card (``card.json`` next to ``backbone.keras``) says what the backbone expects: input
-size, channels, and how raw 0..255 pixels are scaled (``preprocessing``). Fed anything
-else, a backbone's features are quietly wrong, so :func:`load_backbone` checks the card
-against the data and against the model it describes, and refuses a mismatch naming
-each field that differs.
+The card (``helpers.cards``) says what the backbone expects: input size, channels, and
+how raw 0..255 pixels are scaled. :func:`load_backbone` checks it against the data and
+against the model it describes, and refuses a mismatch naming each field that differs.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from helpers.files import write_atomic
+from helpers.cards import (
+    CARD_FIELDS,
+    MODEL_FILE,
+    PREPROCESSING,
+    BackboneError,
+    CardMismatch,
+    check_card,
+    read_card,
+    require_fields,
+    save_with_card,
+)
 from helpers.quiet import keras
 
-CARD_JSON = "card.json"
-CARD_MD = "card.md"
-MODEL_FILE = "backbone.keras"
-# How the classifier scales raw 0..255 pixels before the backbone (the card's "preprocessing").
-PREPROCESSING = {
-    "unit": "x / 255, to [0, 1]",
-    "symmetric": "x / 127.5 - 1, to [-1, 1] (keras.applications MobileNet, EfficientNetV2)",
-    "raw": "0..255 as they are (the backbone scales its input itself)",
-}
 IMAGENET_PREPROCESSING = {"MobileNetV2": "symmetric", "EfficientNetV2B0": "raw"}
-CARD_FIELDS = ("input_size", "channels", "preprocessing")
-
-
-class BackboneError(ValueError):
-    """A backbone that cannot be used as asked; the message says what to do."""
-
-
-class CardMismatch(BackboneError):
-    """The model card disagrees with the data or with the model it sits next to."""
 
 
 class WeightsUnavailable(BackboneError):
@@ -106,62 +95,9 @@ def model_input(model: keras.Model) -> dict:
     return {"input_size": size, "channels": shape[3]}
 
 
-def check_card(card: dict, expected: dict, *, what: str = "the data") -> None:
-    """Refuse a card that disagrees with ``expected`` on input size, channels or
-    preprocessing, naming every field that differs and both values.
-
-    Missing fields count as differences: a backbone whose preprocessing nobody wrote
-    down cannot be fed correctly.
-    """
-    differ = []
-    for key in CARD_FIELDS:
-        if key not in expected or expected[key] is None:
-            continue
-        have, want = card.get(key), expected[key]
-        if key == "input_size" and have is not None:
-            have, want = [int(v) for v in have], [int(v) for v in want]
-        if have != want:
-            differ.append(f"{key.replace('_', ' ')}: card {have!r}, {what} {want!r}")
-    if differ:
-        raise CardMismatch(
-            f"the backbone's model card does not match {what}: " + "; ".join(differ) + ". "
-            "Feed the backbone what its card says (set IMAGE_SIZE, CHANNELS and "
-            "PREPROCESSING to None to take them from the card), or pretrain one for this "
-            "data with notebook 07."
-        )
-
-
-def _write_text(path: Path, text: str) -> None:
-    write_atomic(Path(path), text.encode("utf-8"))
-
-
-def write_card(folder: str | os.PathLike, card: dict) -> Path:
-    """Write ``card.json`` and a short ``card.md`` into ``folder`` (atomically)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    _write_text(folder / CARD_JSON, json.dumps(card, indent=2, sort_keys=True) + "\n")
-    lines = [f"# Model card: {card.get('name', folder.name)}", ""]
-    lines += [f"- **{k.replace('_', ' ')}**: {v}" for k, v in card.items() if k != "name"]
-    _write_text(folder / CARD_MD, "\n".join(lines) + "\n")
-    return folder / CARD_JSON
-
-
-def read_card(folder: str | os.PathLike) -> dict:
-    path = Path(folder) / CARD_JSON
-    if not path.is_file():
-        raise BackboneError(
-            f"no model card {path}: a backbone folder holds {MODEL_FILE} and {CARD_JSON} "
-            "(notebook 07 writes both)"
-        )
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
 def save_backbone(backbone: Backbone, folder: str | os.PathLike) -> Path:
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    backbone.model.save(folder / MODEL_FILE)
-    write_card(folder, backbone.card)
-    return folder
+    """Write ``backbone.keras`` and its card (``card.md``, ``card.json``) into ``folder``."""
+    return save_with_card(backbone.model, folder, backbone.card)
 
 
 def _keras_models_dir() -> Path:
@@ -255,9 +191,7 @@ def load_backbone(spec, *, expected: dict | None = None, **imagenet_kwargs) -> B
             raise BackboneError(f"{model_path.name}: give a .keras, .weights.h5 or .h5 file")
         check_card(card, model_input(model), what=f"the model in {model_path.name}")
         backbone = Backbone(model, card, str(model_path))
-    missing = [k for k in CARD_FIELDS if k not in backbone.card]
-    if missing:
-        raise CardMismatch(f"the model card lacks {missing}; notebook 07's card has them")
+    require_fields(backbone.card, CARD_FIELDS, f"the model card of {backbone.source}")
     if backbone.card["preprocessing"] not in PREPROCESSING:
         raise CardMismatch(
             f"unknown preprocessing {backbone.card['preprocessing']!r}; "

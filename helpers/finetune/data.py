@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers.finetune.backbone import BackboneError
+from helpers.cards import BackboneError
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabdefghijnqrt"  # no look-alikes of digits (l, o, s, z...)
 DIGITS = "0123456789"

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers.finetune.backbone import CARD_FIELDS, Backbone, write_card
+from helpers.cards import CARD_FIELDS, write_card
+from helpers.finetune.backbone import Backbone
 from helpers.predict import save_model
 from helpers.quiet import keras, tf
 

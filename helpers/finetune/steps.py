@@ -14,13 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from helpers.finetune.backbone import (
-    PREPROCESSING,
-    Backbone,
-    BackboneError,
-    _all_layers,
-    small_resnet,
-)
+from helpers.cards import PREPROCESSING, BackboneError
+from helpers.finetune.backbone import Backbone, _all_layers, small_resnet
 from helpers.finetune.data import LETTERS, glyph_images
 from helpers.quiet import keras
 
