@@ -324,6 +324,7 @@ class TrainLog:
     resumed_from: int = 0
     steps: int = 0
     stopped_early: bool = False
+    out_of_time: bool = False  # stopped early by ``time_budget_s``, not by ``stop_after``
 
     def images_per_second(self, global_batch: int) -> float | None:
         """Median over the steps after the first two (which trace and compile)."""
@@ -510,7 +511,8 @@ class Trainer:
         whatever happened before: see the module docstring). ``stop_after`` stops at that
         global step, as a preemption would (the backup is written first); a
         ``time_budget_s`` stops when it is spent (the schedule is not shortened: use it as a
-        guard, the plan comes from measuring). ``on_step(step, loss)`` is called after each.
+        guard, the plan comes from measuring; ``log.out_of_time`` says it fired).
+        ``on_step(step, loss)`` is called after each.
         """
         log = TrainLog()
         log.resumed_from = self.restore()
@@ -547,10 +549,11 @@ class Trainer:
                     self.save()
                 if end or stop or late:
                     log.stopped_early = not end
+                    log.out_of_time = late and not end and not stop
                     break
             if log.stopped_early:
                 break
-        if not log.stopped_early:
+        if not log.stopped_early or log.out_of_time:  # a preempted process gets no last word
             self.sync_statistics()
         if self.manager is not None and not log.stopped_early and not self.save_every:
             self.save()

@@ -188,6 +188,42 @@ def test_learning_curve_rows_and_runner_names():
     assert set(names) == {f"{m}_acc_{n}" for m in ft.METHODS for n in (3, "all")}
 
 
+@pytest.mark.parametrize("classes", [2, 3])
+def test_head_started_from_the_probe_predicts_what_the_probe_predicts(classes):
+    backbone = tiny_backbone()
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 255, (60, 8, 8, 1)).astype("uint8")
+    y = np.arange(60) % classes
+    probe = ft.fit_probe(ft.pooled_features(backbone, x), y)
+    model = ft.build_classifier(ft.clone_backbone(backbone), classes + 1, "unit")
+    model.get_layer("head").set_weights(ft.probe_head_weights(probe, classes + 1))
+    logits = model.predict(x, verbose=0)
+    want = probe.predict_proba(ft.pooled_features(backbone, x))
+    got = keras.ops.convert_to_numpy(keras.ops.softmax(logits))
+    np.testing.assert_allclose(got[:, :classes], want, atol=1e-4)  # the class never seen: ~0
+    assert got[:, classes].max() < 1e-6
+
+
+def test_full_finetuning_starts_from_the_probe_and_a_random_head_does_not():
+    backbone = tiny_backbone()
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 255, (48, 8, 8, 1)).astype("uint8")
+    y = np.arange(48) % 3
+    probe = ft.fit_probe(ft.pooled_features(backbone, x), y)
+    no_steps = ft.Recipe(head_steps=0, finetune_steps=0, top_blocks=1)
+    model, _ = ft.train_finetune(backbone, x, y, 3, no_steps, seed=0)
+    np.testing.assert_allclose(
+        model.get_layer("head").get_weights()[0], ft.probe_head_weights(probe, 3)[0], atol=1e-6
+    )
+    random_head = ft.Recipe(head_steps=0, finetune_steps=0, top_blocks=1, head_init="random")
+    model, _ = ft.train_finetune(backbone, x, y, 3, random_head, seed=0)
+    assert not np.allclose(
+        model.get_layer("head").get_weights()[1], ft.probe_head_weights(probe, 3)[1]
+    )
+    with pytest.raises(ValueError, match="head_init"):
+        ft.train_finetune(backbone, x, y, 3, ft.Recipe(head_init="zeros"), seed=0)
+
+
 def test_saved_model_takes_raw_images_of_any_size(tmp_path):
     backbone = tiny_backbone()
     model = ft.build_classifier(backbone.model, 2, "unit")

@@ -148,3 +148,22 @@ def test_the_command_line_does_not_load_tensorflow():
         text=True,
     )
     assert out.returncode == 0 and "TF_CONFIG" in out.stdout
+
+
+def test_a_spent_time_budget_stops_and_says_so_unlike_a_preemption():
+    src = pt.generated_source(200, classes=4, size=16, seed=2)
+    data, steps = dist.array_epochs(src.x_train, src.y_train, 32, seed=2)
+
+    def trainer():
+        return dist.Trainer(
+            lambda: pt.build_classifier((16, 16, 3), 4, width=4, depth=(1,), seed=2),
+            lambda total: pt.make_optimizer(0.05, total),
+            global_batch=32, num_classes=4, total_steps=6, jit_compile=False,
+        )  # fmt: skip
+
+    late = trainer().fit(data, steps, time_budget_s=0.0, verbose=False)
+    assert (late.steps, late.stopped_early, late.out_of_time) == (1, True, True)
+    preempted = trainer().fit(data, steps, stop_after=2, verbose=False)
+    assert (preempted.steps, preempted.stopped_early, preempted.out_of_time) == (2, True, False)
+    whole = trainer().fit(data, steps, verbose=False)
+    assert (whole.steps, whole.stopped_early, whole.out_of_time) == (6, False, False)

@@ -12,7 +12,8 @@ Notebook 08's room. The recipe, in the order the notebook teaches it:
 3. **Freeze, train the head; unfreeze the top blocks and train on with a learning rate
    10-100x lower** (:func:`set_backbone_trainable`, :func:`compile_classifier`),
    recompiling after every change of ``trainable`` (``compile`` snapshots which weights
-   the optimizer updates).
+   the optimizer updates). Full fine-tuning starts its head from the linear probe's
+   solution (LP-FT, :func:`probe_head_weights`) rather than from random weights.
 4. **BatchNorm.** Keras's own guide calls the base with ``training=False`` so that its
    BatchNormalization layers stay in inference mode when the base is unfrozen. In Keras
    3.15.1 that is not what happens in ``fit``: the moving mean and variance still change
@@ -90,6 +91,7 @@ from helpers.finetune.steps import (
     build_classifier,
     clone_backbone,
     compile_classifier,
+    fit_probe,
     learning_curve,
     linear_probe,
     metric_names,
@@ -97,6 +99,7 @@ from helpers.finetune.steps import (
     pooled_features,
     preprocessing_layer,
     pretrain_fallback,
+    probe_head_weights,
     set_backbone_trainable,
     summarize,
     train_finetune,
@@ -133,12 +136,14 @@ __all__ = [
     "glyph_images",
     "imagenet_backbone",
     "learning_curve",
+    "fit_probe",
     "linear_probe",
     "load_backbone",
     "metric_names",
     "model_input",
     "per_class_subset",
     "pooled_features",
+    "probe_head_weights",
     "preprocessing_layer",
     "pretrain_fallback",
     "read_card",
