@@ -38,7 +38,7 @@ import numpy as np
 from helpers import distribute as dist
 from helpers import models
 from helpers.acquire.arrays import ArrayDataset
-from helpers.cards import read_card, save_with_card
+from helpers.cards import read_card, require_fields, save_with_card
 from helpers.files import write_atomic
 from helpers.quiet import keras, tf
 
@@ -448,9 +448,7 @@ def save_backbone(backbone, folder: str | os.PathLike, card: dict) -> Path:
     """Write ``backbone.keras``, ``card.md`` and ``card.json`` into ``folder`` (the card
     last, so a folder with a card always has its model); the card must have every field
     :data:`CARD_REQUIRED` names."""
-    missing = [k for k in CARD_REQUIRED if k not in card]
-    if missing:
-        raise ValueError(f"the card lacks {missing}; build it with make_card")
+    require_fields(card, CARD_REQUIRED, "the card to save (build it with make_card)")
     return save_with_card(backbone, folder, card, card_markdown(card))
 
 

@@ -309,9 +309,10 @@ class ReviewGallery:
     with source ``review``, so reviewed labels can be told apart later.
 
     The menu offers ``classes``, by default the classes of the data set under review:
-    those this annotator used on images of the suspects' data sets, plus the given and
+    those any annotator used on images of the suspects' data sets, plus the given and
     suggested ones, in catalog order (a catalog holding digits and shapes offers digits
-    for a digit).
+    for a digit). Any annotator, not only the reviewer: a second person reviewing the
+    first one's labels has labeled nothing yet, and still needs every class of the set.
     """
 
     def __init__(
@@ -393,7 +394,7 @@ class ReviewGallery:
             in_sets = {r["id"] for d in datasets for r in self.catalog.images(dataset=d)}
         used = {
             r["class_name"]
-            for r in self.catalog.labels(self.annotator)
+            for r in self.catalog.labels()
             if r["class_name"] is not None and (in_sets is None or r["image_id"] in in_sets)
         }
         return [c for c in self.catalog.classes() if c in used | named]

@@ -139,6 +139,14 @@ def test_review_gallery_offers_the_classes_of_the_data_set_under_review(tmp_path
     assert list(gallery.cards[issues[0]["image_id"]]["menu"].options) == digits
     with pytest.raises(CatalogError, match="lack"):
         ReviewGallery(cat, issues, annotator="ben", classes=["circle"])
+    reviewer = ReviewGallery(cat, issues, annotator="ann")  # ann reviews ben's labels
+    assert reviewer.classes == digits
+    first = issues[0]
+    card = reviewer.cards[first["image_id"]]
+    card["menu"].value = next(c for c in digits if c not in (first["given"], first["suggested"]))
+    card["set"].click()
+    assert cat.label_of(first["image_id"], "ann")["source"] == "review"
+    assert cat.label_of(first["image_id"], "ben")["class_name"] == first["given"]
 
 
 def _png(array):
