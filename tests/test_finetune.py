@@ -224,6 +224,25 @@ def test_full_finetuning_starts_from_the_probe_and_a_random_head_does_not():
         ft.train_finetune(backbone, x, y, 3, ft.Recipe(head_init="zeros"), seed=0)
 
 
+def test_full_finetuning_ends_at_the_wise_ft_mix_of_its_start_and_its_end():
+    backbone = tiny_backbone()
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 255, (48, 8, 8, 1)).astype("uint8")
+    y = np.arange(48) % 3
+    ends = {}
+    for alpha in (0.0, 0.5, 1.0):
+        recipe = ft.Recipe(finetune_steps=6, finetune_lr=1e-2, top_blocks=1, wise_alpha=alpha)
+        model, _ = ft.train_finetune(backbone, x, y, 3, recipe, seed=0)
+        ends[alpha] = [keras.ops.convert_to_numpy(v) for v in model.trainable_variables]
+    probe = ft.fit_probe(ft.pooled_features(backbone, x), y)
+    np.testing.assert_allclose(ends[0.0][-2], ft.probe_head_weights(probe, 3)[0], atol=1e-6)
+    assert not np.allclose(ends[1.0][-2], ends[0.0][-2])  # fine-tuning moved the head
+    for start, mid, end in zip(ends[0.0], ends[0.5], ends[1.0], strict=True):
+        np.testing.assert_allclose(mid, (start + end) / 2, atol=1e-5)
+    with pytest.raises(ValueError, match="wise_alpha"):
+        ft.train_finetune(backbone, x, y, 3, ft.Recipe(wise_alpha=1.5), seed=0)
+
+
 def test_saved_model_takes_raw_images_of_any_size(tmp_path):
     backbone = tiny_backbone()
     model = ft.build_classifier(backbone.model, 2, "unit")

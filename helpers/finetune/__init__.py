@@ -13,7 +13,8 @@ Notebook 08's room. The recipe, in the order the notebook teaches it:
    10-100x lower** (:func:`set_backbone_trainable`, :func:`compile_classifier`),
    recompiling after every change of ``trainable`` (``compile`` snapshots which weights
    the optimizer updates). Full fine-tuning starts its head from the linear probe's
-   solution (LP-FT, :func:`probe_head_weights`) rather than from random weights.
+   solution (LP-FT, :func:`probe_head_weights`) rather than from random weights, and
+   ends halfway between its start and its end (WiSE-FT, :func:`mix_weights`).
 4. **BatchNorm.** Keras's own guide calls the base with ``training=False`` so that its
    BatchNormalization layers stay in inference mode when the base is unfrozen. In Keras
    3.15.1 that is not what happens in ``fit``: the moving mean and variance still change
@@ -95,6 +96,7 @@ from helpers.finetune.steps import (
     learning_curve,
     linear_probe,
     metric_names,
+    mix_weights,
     per_class_subset,
     pooled_features,
     preprocessing_layer,
@@ -140,6 +142,7 @@ __all__ = [
     "linear_probe",
     "load_backbone",
     "metric_names",
+    "mix_weights",
     "model_input",
     "per_class_subset",
     "pooled_features",
