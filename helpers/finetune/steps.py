@@ -255,8 +255,8 @@ def mix_weights(variables, start, end, alpha: float) -> None:
 
     Wortsman et al., "Robust fine-tuning of zero-shot models" (CVPR 2022): a model
     fine-tuned gently from pretrained weights stays in the same basin of the loss, so
-    the straight line between the two ends holds models at least as good as either,
-    and the middle keeps more of the pretrained features' generality than the end.
+    the straight line between the two ends meets no barrier, and its middle often beats
+    both ends: it keeps more of the pretrained features' generality than the end does.
     Only the weights fine-tuning trained change; frozen BatchNorm statistics are the
     same at both ends.
     """
