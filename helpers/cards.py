@@ -89,11 +89,17 @@ def read_card(folder: str | os.PathLike, required=CARD_FIELDS) -> dict:
     return card
 
 
-def require_fields(card: dict, required=CARD_FIELDS, what: str = "the model card") -> None:
-    """Refuse ``card`` with :class:`CardMismatch` when it lacks a field ``required`` names."""
+def require_fields(
+    card: dict,
+    required=CARD_FIELDS,
+    what: str = "the model card",
+    remedy: str = "rewrite it with notebook 07",
+) -> None:
+    """Refuse ``card`` with :class:`CardMismatch` when it lacks a field ``required`` names;
+    the message ends with ``remedy``, what to do about it."""
     missing = [k for k in required if k not in card]
     if missing:
-        raise CardMismatch(f"{what} lacks {missing}: rewrite it with notebook 07")
+        raise CardMismatch(f"{what} lacks {missing}: {remedy}")
 
 
 def card_markdown(card: dict) -> str:

@@ -448,7 +448,7 @@ def save_backbone(backbone, folder: str | os.PathLike, card: dict) -> Path:
     """Write ``backbone.keras``, ``card.md`` and ``card.json`` into ``folder`` (the card
     last, so a folder with a card always has its model); the card must have every field
     :data:`CARD_REQUIRED` names."""
-    require_fields(card, CARD_REQUIRED, "the card to save (build it with make_card)")
+    require_fields(card, CARD_REQUIRED, "the card to save", "build it with make_card")
     return save_with_card(backbone, folder, card, card_markdown(card))
 
 

@@ -1,10 +1,10 @@
 """The fine-tuning steps and the methods they are compared with.
 
 A new head on a frozen backbone, trained or started from the linear probe's solution
-(LP-FT); the top blocks unfrozen at a lower learning rate with BatchNorm frozen, and
-the result mixed with its start (WiSE-FT);
-training from scratch with the same architecture; a linear probe on frozen features;
-and the learning curve that runs them all on the same subsets.
+(LP-FT); the top blocks unfrozen at a lower learning rate with BatchNorm frozen, and the
+result mixed with its start (WiSE-FT); training from scratch with the same architecture;
+a linear probe on frozen features; and the learning curve that runs them all on the same
+subsets.
 """
 
 from __future__ import annotations
