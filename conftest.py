@@ -2,10 +2,73 @@
 
 The profile is set here, not by hand: every test process, and every kernel nbval
 starts (kernels inherit this environment), runs the ``smoke`` profile.
+
+A notebook whose kernel dies fails at once. nbval waits for a cell's reply for
+``--nbval-cell-timeout`` seconds without asking whether the kernel is still there, so a
+kernel killed by a segfault left pytest waiting on a zombie for that long (2,000 s by
+default; issue 25 saw a hang of 19 minutes). :func:`_watch_kernel_while_waiting` makes
+nbval wait in one-second slices and check the kernel between them: a dead kernel fails
+its cell within about a second, the notebook's later cells fail with nbval's own "Kernel
+dead on test start", and the rest of the suite goes on. ``--nbval-cell-timeout`` in
+``pyproject.toml`` bounds a kernel that lives but never answers, and ``pytest-timeout``
+bounds any single test as the last backstop.
 """
 
 import os
+import signal
+import time
+from queue import Empty
 
 os.environ["COURSE_PROFILE"] = "smoke"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+class KernelDied(RuntimeError):
+    """The notebook's kernel process ended while nbval waited for it."""
+
+
+def _exit_description(kernel) -> str:
+    process = getattr(getattr(kernel.km, "provisioner", None), "process", None)
+    code = getattr(process, "returncode", None)  # set by the is_alive() that saw it gone
+    if code is not None and code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}" if code is not None else "exit status unknown"
+
+
+def _watch_kernel_while_waiting() -> None:
+    try:
+        from nbval.kernel import RunningKernel
+    except ImportError:  # nbval is not installed: no notebooks are collected either
+        return
+    if getattr(RunningKernel.get_message, "watches_kernel", False):
+        return
+    wait_for_message = RunningKernel.get_message
+
+    def get_message(self, stream, timeout=None):
+        """nbval's wait for a message, in slices of at most one second, raising
+        :class:`KernelDied` as soon as the kernel process is gone."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else deadline - time.monotonic()
+            try:
+                return wait_for_message(
+                    self, stream, timeout=1.0 if left is None else min(1.0, max(left, 0))
+                )
+            except Empty:
+                if not self.is_alive():
+                    raise KernelDied(
+                        f"the notebook's kernel died while running this cell "
+                        f"({_exit_description(self)}); its later cells fail with it"
+                    ) from None
+                if left is not None and left <= 1.0:
+                    raise
+
+    get_message.watches_kernel = True
+    RunningKernel.get_message = get_message
+
+
+_watch_kernel_while_waiting()

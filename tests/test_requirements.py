@@ -22,6 +22,7 @@ NOT_RUNTIME = {
     "ipykernel",
     "pytest",
     "pytest-xdist",
+    "pytest-timeout",
     "nbval",
     "playwright",
     "ruff",
