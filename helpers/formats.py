@@ -30,6 +30,13 @@ image with positive area) before it writes anything, then writes everything in o
 catalog transaction: bad input raises :class:`CatalogError` and leaves the catalog
 unchanged, and so does a crash half-way.
 
+Importers stay inside the folder they are given: a file name in a label file (a CSV
+``file``, a COCO ``file_name``, a VOC ``<filename>``) and every file found in the
+folder is resolved, links included, and checked by :func:`helpers.files.resolve_inside`.
+A row or file that leads outside, and a CSV row without a class, is left out while the
+rest is imported; an :class:`ImportLeftOut` warning names each one and why. Error
+messages name the file and the line or entry, and never quote an image file's bytes.
+
 Every imported image passes the gate in :mod:`helpers.images` like any other: it is
 stored upright (EXIF orientation applied) and without its metadata (GPS included).
 Imported boxes are taken in that upright frame, the one browsers and annotation tools
@@ -46,6 +53,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from helpers.catalog import SPLITS, Catalog, CatalogError
+from helpers.files import OutsideFolder, resolve_inside
 from helpers.images import (
     IMAGE_EXTENSIONS,
     CheckedImage,
@@ -55,6 +63,10 @@ from helpers.images import (
     read_image_file,
     walk_class_tree,
 )
+
+
+class ImportLeftOut(RuntimeWarning):
+    """Rows or files an import refused and passed over while it imported the rest."""
 
 
 def category_index(catalog: Catalog) -> dict[str, int]:
@@ -120,6 +132,44 @@ def _read_image(path: Path) -> tuple[CheckedImage, dict]:
     except ImageRejected as exc:
         raise CatalogError(f"{path.resolve()}: {exc}; nothing was imported") from exc
     return checked, {"width": checked.width, "height": checked.height}
+
+
+def _warn_left_out(left_out: list[tuple[str, str]]) -> None:
+    """One warning naming every row or file left out and why (stacklevel: the caller of
+    the importer, the line a learner wrote)."""
+    if left_out:
+        listed = "; ".join(f"{where} ({why})" for where, why in left_out)
+        warnings.warn(f"left out of the import: {listed}", ImportLeftOut, stacklevel=3)
+
+
+def _inside(root: Path, name, where: str, left_out: list[tuple[str, str]]) -> Path | None:
+    """``root / name`` resolved when it stays inside ``root``; else None, noted in ``left_out``."""
+    try:
+        return resolve_inside(root, name)
+    except OutsideFolder as exc:
+        left_out.append((where, str(exc)))
+        return None
+
+
+def _folder_inside(root: Path, name: str) -> Path:
+    """A format's fixed sub-folder (``images``, ``JPEGImages``...), refused as a whole
+    when it is a link that leads out of ``root``: none of its files could be imported."""
+    try:
+        return resolve_inside(root, name)
+    except OutsideFolder as exc:
+        raise CatalogError(f"{root / name}: {exc}; nothing was imported") from exc
+
+
+def _read_text(path: Path) -> str:
+    """A label file's text, or a :class:`CatalogError` naming it, never a bare decode error."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise CatalogError(
+            f"{path} is not UTF-8 text (byte {exc.start}); save it as UTF-8; nothing was imported"
+        ) from exc
+    except OSError as exc:
+        raise CatalogError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
 def _check_classes(names, allowed: list[str] | None, where: str) -> None:
@@ -243,7 +293,8 @@ def import_class_folders(
     """Import ``root/<class>/<image>`` (or ``root/<split>/<class>/<image>``); return labels.
 
     Folders are read by :func:`helpers.images.walk_class_tree`, like every other class
-    tree in the course; files it leaves out are named in a warning.
+    tree in the course; files it leaves out, and files whose links lead out of ``root``,
+    are named in an :class:`ImportLeftOut` warning.
     """
     root = Path(root)
     try:
@@ -259,13 +310,15 @@ def import_class_folders(
         class_names += tree.class_names
         left_out += [(f"{split}/{where}", why) for where, why in tree.left_out] if split else []
         for path, class_name in tree.files:
-            checked, _ = _read_image(path)
+            rel = path.relative_to(root)
+            real = _inside(root, rel, rel.as_posix(), left_out)
+            if real is None:
+                continue
+            checked, _ = _read_image(real)
             plan.append(
                 {"data": checked, "name": path.name, "class_name": class_name, "split": split}
             )
-    if left_out:
-        listed = "; ".join(f"{where} ({why})" for where, why in left_out)
-        warnings.warn(f"left out of the import: {listed}", RuntimeWarning, stacklevel=2)
+    _warn_left_out(left_out)
     if not class_names:
         raise CatalogError(f"{root} holds no class folders; expected root/<class>/<image>")
     _check_classes(class_names, classes, str(root))
@@ -341,10 +394,20 @@ def import_csv(
     classes: list[str] | None = None,
     clip: bool = False,
 ) -> int:
-    """Import a CSV written by :func:`export_csv` (labels or boxes); return rows imported."""
+    """Import a CSV written by :func:`export_csv` (labels or boxes); return rows imported.
+
+    ``file`` is relative to the CSV's folder and must stay inside it; such rows, and rows
+    with an empty class, are left out (an :class:`ImportLeftOut` warning names them)
+    rather than imported under a class named "" or "None".
+    """
     path = Path(path)
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except UnicodeDecodeError as exc:
+        raise CatalogError(f"{path} is not UTF-8 text; save it as UTF-8 CSV") from exc
+    except csv.Error as exc:
+        raise CatalogError(f"{path} is not a CSV file ({exc}); nothing was imported") from exc
     if not rows:
         raise CatalogError(f"{path} has no rows; nothing was imported")
     header = set(rows[0])
@@ -352,32 +415,55 @@ def import_csv(
     need = set(BOX_COLUMNS if is_boxes else LABEL_COLUMNS) - {"sha256", "split", "status"}
     if not need <= header:
         raise CatalogError(f"{path} lacks columns {sorted(need - header)}")
-    _check_classes([r["class"] for r in rows], classes, str(path))
+    _check_classes([r["class"] for r in rows if (r["class"] or "").strip()], classes, str(path))
+    folder = path.parent
     plan: dict[str, dict] = {}
+    refused: dict[str, str] = {}
+    left_out: list[tuple[str, str]] = []
+    imported: list[str] = []
     for n, r in enumerate(rows, start=2):
-        f = path.parent / r["file"]
-        if r["file"] not in plan:
+        where = f"{path} line {n}"
+        name = r["file"] or ""
+        if not (r["class"] or "").strip():
+            left_out.append((where, "empty class; fill in the class column"))
+            continue
+        if name in refused:
+            left_out.append((where, refused[name]))
+            continue
+        if name not in plan:
+            f = _inside(folder, name, where, left_out)
+            if f is None:
+                refused[name] = left_out[-1][1]
+                continue
             data, info = _read_image(f)
-            plan[r["file"]] = {
+            plan[name] = {
                 "data": data,
                 "info": info,
-                "name": f.name,
+                "name": Path(name).name,
                 "boxes": [],
                 "split": r.get("split") or None,
             }
-        entry = plan[r["file"]]
+        entry = plan[name]
         if entry["split"] and entry["split"] not in SPLITS:
-            raise CatalogError(f"{path} line {n}: unknown split {entry['split']!r}")
+            raise CatalogError(f"{where}: unknown split {entry['split']!r}")
         if is_boxes:
-            box = (r["class"], *(float(r[k]) for k in ("x0", "y0", "x1", "y1")))
-            entry["boxes"].append(_check_box(box, entry["info"], f"{path} line {n}", clip))
+            try:
+                corners = [float(r[k]) for k in ("x0", "y0", "x1", "y1")]
+            except (TypeError, ValueError) as exc:
+                raise CatalogError(
+                    f"{where}: x0, y0, x1, y1 must be numbers; fix the row; nothing was imported"
+                ) from exc
+            box = (r["class"], *corners)
+            entry["boxes"].append(_check_box(box, entry["info"], where, clip))
         else:
             status = r.get("status") or "labeled"
             if status not in ("labeled", "unsure"):
-                raise CatalogError(f"{path} line {n}: status must be labeled or unsure")
+                raise CatalogError(f"{where}: status must be labeled or unsure")
             entry["class_name"], entry["status"] = r["class"], status
-    _write(catalog, list(plan.values()), annotator, dataset, [r["class"] for r in rows])
-    return len(rows)
+        imported.append(r["class"])
+    _warn_left_out(left_out)
+    _write(catalog, list(plan.values()), annotator, dataset, imported)
+    return len(imported)
 
 
 # -- COCO -----------------------------------------------------------------------------
@@ -431,38 +517,96 @@ def import_coco(
     classes: list[str] | None = None,
     clip: bool = False,
 ) -> int:
-    """Import COCO detection JSON (images next to it by ``file_name``); return boxes imported."""
+    """Import COCO detection JSON (images next to it by ``file_name``); return boxes imported.
+
+    An image whose ``file_name`` leads outside the JSON file's folder is left out with
+    its boxes (an :class:`ImportLeftOut` warning names it); a malformed entry raises a
+    :class:`CatalogError` naming the file and the entry, such as ``annotations[3]``.
+    """
     path = Path(path)
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        categories = {int(c["id"]): str(c["name"]) for c in doc["categories"]}
-        images = {int(i["id"]): i for i in doc["images"]}
-        annotations = doc.get("annotations", [])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        doc = json.loads(_read_text(path))
+    except ValueError as exc:
         raise CatalogError(f"{path} is not COCO JSON ({exc}); nothing was imported") from exc
+    lists = {}
+    if isinstance(doc, dict):
+        lists = {"images": doc.get("images"), "categories": doc.get("categories")}
+        lists["annotations"] = doc.get("annotations", [])
+    if not lists or not all(isinstance(v, list) for v in lists.values()):
+        raise CatalogError(
+            f"{path} is not COCO JSON: it needs an object with the lists images, categories"
+            " and annotations; nothing was imported"
+        )
+    categories, nameless, left_out = {}, set(), []
+    for k, c in enumerate(lists["categories"]):
+        where = f"{path} categories[{k}]"
+        category_id, name = _coco_int(c, "id", where), _coco_value(c, "name", where)
+        if name is None or not str(name).strip():
+            nameless.add(category_id)
+            left_out.append((where, "empty class name; its boxes are left out; name it"))
+        else:
+            categories[category_id] = str(name)
     _check_classes(categories.values(), classes, str(path))
-    plan = {}
-    for image_id, meta in images.items():
-        data, info = _read_image(path.parent / meta["file_name"])
-        plan[image_id] = {
-            "data": data,
-            "info": info,
-            "name": Path(meta["file_name"]).name,
-            "boxes": [],
-        }
-    for a in annotations:
-        where = f"{path} annotation {a.get('id')}"
-        if a["category_id"] not in categories:
-            raise CatalogError(f"{where}: unknown category id {a['category_id']}")
-        if a["image_id"] not in plan:
-            raise CatalogError(f"{where}: unknown image id {a['image_id']}")
-        x, y, w, h = (float(v) for v in a["bbox"])
-        box = (categories[a["category_id"]], x, y, x + w, y + h)
-        entry = plan[a["image_id"]]
+    plan, refused = {}, set()
+    for k, meta in enumerate(lists["images"]):
+        where = f"{path} images[{k}]"
+        image_id, file_name = _coco_int(meta, "id", where), _coco_value(meta, "file_name", where)
+        if not isinstance(file_name, str):
+            raise CatalogError(f"{where}: file_name must be a string; nothing was imported")
+        image = _inside(path.parent, file_name, f"{where} (id {image_id})", left_out)
+        if image is None:
+            refused.add(image_id)
+            left_out[-1] = (left_out[-1][0], f"{left_out[-1][1]}; its boxes are left out too")
+            continue
+        data, info = _read_image(image)
+        plan[image_id] = {"data": data, "info": info, "name": Path(file_name).name, "boxes": []}
+    count = 0
+    for k, a in enumerate(lists["annotations"]):
+        where = f"{path} annotations[{k}]"
+        category_id, image_id = _coco_int(a, "category_id", where), _coco_int(a, "image_id", where)
+        if image_id in refused or category_id in nameless:
+            continue  # left out with its image or category, which the warning names
+        if category_id not in categories:
+            raise CatalogError(f"{where}: unknown category id {category_id}")
+        if image_id not in plan:
+            raise CatalogError(f"{where}: unknown image id {image_id}")
+        bbox = _coco_value(a, "bbox", where)
+        try:
+            if isinstance(bbox, (str, bytes)) or len(bbox) != 4:
+                raise ValueError
+            x, y, w, h = (float(v) for v in bbox)
+        except (TypeError, ValueError) as exc:
+            raise CatalogError(
+                f"{where}: bbox must be four numbers [x, y, width, height]; nothing was imported"
+            ) from exc
+        box = (categories[category_id], x, y, x + w, y + h)
+        entry = plan[image_id]
         entry["boxes"].append(_check_box(box, entry["info"], where, clip))
+        count += 1
+    _warn_left_out(left_out)
     ordered = [categories[k] for k in sorted(categories)]
     _write(catalog, list(plan.values()), annotator, dataset, ordered)
-    return len(annotations)
+    return count
+
+
+def _coco_value(entry, key: str, where: str):
+    """``entry[key]``, or a :class:`CatalogError` naming the file and the entry."""
+    if not isinstance(entry, dict):
+        raise CatalogError(f"{where} is not a JSON object; nothing was imported")
+    if key not in entry:
+        raise CatalogError(f"{where} has no {key!r}; nothing was imported")
+    return entry[key]
+
+
+def _coco_int(entry, key: str, where: str) -> int:
+    value = _coco_value(entry, key, where)
+    try:
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
+        number = None
+    if isinstance(value, bool) or number is None or (number != value and str(number) != value):
+        raise CatalogError(f"{where}: {key} must be a whole number; nothing was imported")
+    return number
 
 
 # -- YOLO -----------------------------------------------------------------------------
@@ -502,34 +646,66 @@ def import_yolo(
     dataset: str | None = None,
     classes: list[str] | None = None,
 ) -> int:
-    """Import a YOLO folder (``classes.txt``, ``images/``, ``labels/``); return boxes imported."""
+    """Import a YOLO folder (``classes.txt``, ``images/``, ``labels/``); return boxes imported.
+
+    A label file or image whose link leads out of ``root`` is left out (an
+    :class:`ImportLeftOut` warning names it); a malformed line raises a
+    :class:`CatalogError` naming the file and the line.
+    """
     root = Path(root)
     class_file = root / "classes.txt"
     if not class_file.is_file():
         raise CatalogError(f"{class_file} is missing: YOLO ids mean nothing without class names")
-    names = [line.strip() for line in class_file.read_text().splitlines() if line.strip()]
+    class_text = _read_text(_folder_inside(root, "classes.txt"))
+    names = [line.strip() for line in class_text.splitlines() if line.strip()]
     _check_classes(names, classes, str(class_file))
+    image_dir = _folder_inside(root, "images")
+    if not image_dir.is_dir():
+        raise CatalogError(f"{root / 'images'} is missing: a YOLO folder keeps its images there")
     images = {
-        p.stem: p for p in (root / "images").iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS
+        p.stem: p for p in sorted(image_dir.iterdir()) if p.suffix.lower() in IMAGE_EXTENSIONS
     }
-    plan, count = [], 0
-    for label_file in sorted((root / "labels").glob("*.txt")):
+    plan, count, left_out = [], 0, []
+    for label_file in sorted(_folder_inside(root, "labels").glob("*.txt")):
+        where = str(label_file)
+        label_real = _inside(root, Path("labels", label_file.name), where, left_out)
+        if label_real is None:
+            continue
         if label_file.stem not in images:
             raise CatalogError(f"{label_file} has no image {label_file.stem}.* in {root}/images")
-        data, info = _read_image(images[label_file.stem])
-        entry = {"data": data, "name": images[label_file.stem].name, "boxes": []}
-        for n, line in enumerate(label_file.read_text().splitlines(), start=1):
+        image_name = images[label_file.stem].name
+        image = _inside(
+            root, Path("images", image_name), str(root / "images" / image_name), left_out
+        )
+        if image is None:
+            left_out[-1] = (
+                left_out[-1][0],
+                f"{left_out[-1][1]}; {label_file.name} is left out too",
+            )
+            continue
+        data, info = _read_image(image)
+        entry = {"data": data, "name": image_name, "boxes": []}
+        for n, line in enumerate(_read_text(label_real).splitlines(), start=1):
             if not line.strip():
                 continue
-            where = f"{label_file} line {n}"
+            where_line = f"{label_file} line {n}"
             parts = line.split()
             if len(parts) != 5:
-                raise CatalogError(f"{where}: expected 'class cx cy w h', got {line!r}")
-            k, (cx, cy, bw, bh) = int(parts[0]), (float(v) for v in parts[1:])
+                raise CatalogError(
+                    f"{where_line}: expected 5 values 'class cx cy w h', found {len(parts)};"
+                    " nothing was imported"
+                )
+            try:
+                k, (cx, cy, bw, bh) = int(parts[0]), (float(v) for v in parts[1:])
+            except ValueError as exc:
+                raise CatalogError(
+                    f"{where_line}: expected a whole class id and four numbers"
+                    " 'class cx cy w h'; nothing was imported"
+                ) from exc
             if not 0 <= k < len(names):
-                raise CatalogError(f"{where}: class id {k} is not in classes.txt")
+                raise CatalogError(f"{where_line}: class id {k} is not in classes.txt")
             if not all(0.0 <= v <= 1.0 for v in (cx, cy, bw, bh)):
-                raise CatalogError(f"{where}: YOLO values must be normalised to [0, 1]")
+                raise CatalogError(f"{where_line}: YOLO values must be normalised to [0, 1]")
             w, h = info["width"], info["height"]
             box = (
                 names[k],
@@ -538,9 +714,10 @@ def import_yolo(
                 (cx + bw / 2) * w,
                 (cy + bh / 2) * h,
             )
-            entry["boxes"].append(_check_box(box, info, where, clip=True))
+            entry["boxes"].append(_check_box(box, info, where_line, clip=True))
             count += 1
         plan.append(entry)
+    _warn_left_out(left_out)
     _write(catalog, plan, annotator, dataset, names)
     return count
 
@@ -585,12 +762,22 @@ def import_voc(
     classes: list[str] | None = None,
     clip: bool = False,
 ) -> int:
-    """Import a Pascal VOC folder (``Annotations/*.xml`` + ``JPEGImages/``); return boxes."""
+    """Import a Pascal VOC folder (``Annotations/*.xml`` + ``JPEGImages/``); return boxes.
+
+    An annotation file whose link, or whose ``<filename>``, leads out of its folder is left
+    out (an :class:`ImportLeftOut` warning names it); a ``<filename>`` names a file in
+    ``JPEGImages/``, the VOC layout.
+    """
     root = Path(root)
-    plan, names, count = [], [], 0
-    for xml_file in sorted((root / "Annotations").glob("*.xml")):
+    image_dir = _folder_inside(root, "JPEGImages")
+    plan, names, count, left_out = [], [], 0, []
+    for xml_file in sorted(_folder_inside(root, "Annotations").glob("*.xml")):
+        where = str(xml_file)
+        xml_real = _inside(root, Path("Annotations", xml_file.name), where, left_out)
+        if xml_real is None:
+            continue
         try:
-            ann = ET.parse(xml_file).getroot()
+            ann = ET.parse(xml_real).getroot()
             filename = ann.findtext("filename")
             objects = [
                 (
@@ -602,16 +789,30 @@ def import_voc(
                 )
                 for o in ann.findall("object")
             ]
-        except (ET.ParseError, AttributeError, TypeError, ValueError) as exc:
+        except ET.ParseError as exc:
             raise CatalogError(f"{xml_file} is not Pascal VOC XML ({exc})") from exc
-        data, info = _read_image(root / "JPEGImages" / filename)
-        entry = {"data": data, "name": filename, "boxes": []}
-        for name, xmin, ymin, xmax, ymax in objects:
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise CatalogError(
+                f"{xml_file} is not Pascal VOC XML: every <object> needs a <bndbox> with"
+                " numbers xmin, ymin, xmax, ymax; nothing was imported"
+            ) from exc
+        if filename is None:
+            raise CatalogError(f"{xml_file} has no <filename>; nothing was imported")
+        image = _inside(image_dir, filename, f"{where} <filename>", left_out)
+        if image is None:
+            continue
+        data, info = _read_image(image)
+        entry = {"data": data, "name": Path(filename).name, "boxes": []}
+        for j, (name, xmin, ymin, xmax, ymax) in enumerate(objects, start=1):
+            if not (name or "").strip():
+                left_out.append((f"{where} object {j}", "empty class in <name>; fill it in"))
+                continue
             box = (name, xmin - 1, ymin - 1, xmax, ymax)
             entry["boxes"].append(_check_box(box, info, str(xml_file), clip))
             names.append(name)
             count += 1
         plan.append(entry)
     _check_classes(names, classes, str(root))
+    _warn_left_out(left_out)
     _write(catalog, plan, annotator, dataset, names)
     return count

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,12 +84,24 @@ def sniff_format(data: bytes) -> str | None:
 
 
 def _describe(data: bytes) -> str:
+    """What the first bytes look like, never the bytes themselves: a label file may name
+    a file the user did not mean to share (a key, a password file), and an error message
+    ends up in logs and screenshots."""
     head = data[:16].lstrip().lower()
     if head.startswith((b"<!doctype", b"<html", b"<?xml", b"<")):
         return "an HTML/XML page"
     if head.startswith((b"{", b"[")):
         return "JSON"
-    return f"bytes starting {data[:8]!r}"
+    kind = "text" if head.isascii() and not any(b < 9 for b in head) else "data"
+    return f"{kind} without the signature of any of {', '.join(FORMATS)}"
+
+
+_BYTES_REPR = re.compile(r"""(?<!\w)b(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""")
+
+
+def _decoder_says(exc: BaseException) -> str:
+    """Pillow's reason with the file's bytes it quotes (``chunk b'secr'``) left out."""
+    return _BYTES_REPR.sub("<bytes not shown>", str(exc))
 
 
 @dataclass
@@ -155,7 +168,7 @@ def image_header(path: str | os.PathLike) -> tuple[str, int, int]:
             with _open_header(fh, fmt) as im:
                 return fmt, *im.size
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise ImageRejected(f"corrupt or truncated {fmt}: {exc}") from exc
+            raise ImageRejected(f"corrupt or truncated {fmt}: {_decoder_says(exc)}") from exc
 
 
 def screen_image_file(
@@ -230,7 +243,7 @@ def check_image_bytes(
     except Image.DecompressionBombError as exc:
         raise ImageRejected(f"decompression bomb guard: {exc}") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageRejected(f"corrupt or truncated {fmt}: {exc}") from exc
+        raise ImageRejected(f"corrupt or truncated {fmt}: {_decoder_says(exc)}") from exc
     return CheckedImage(data, width, height, mode, fmt, notes)
 
 

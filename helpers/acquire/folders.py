@@ -7,8 +7,11 @@ bytes are what gets hashed, so the same picture from two places is stored once.
 Folder layouts (:func:`ingest_class_folders`, :func:`ingest_split_folders`,
 :func:`ingest_csv`) check every file and report the bad ones with a reason instead of
 stopping: one corrupt JPEG in ten thousand should cost one line in a report, not the
-whole import. Labels that come with the data are stored with annotator and source
-``"import"``, so the labeling notebook can tell them from human ones.
+whole import. They stay inside the folder they are given: a CSV row naming
+``../elsewhere.png`` or an absolute path, and a symbolic link that leads out of the
+folder, are skipped with the reason from :func:`helpers.files.resolve_inside`. Labels
+that come with the data are stored with annotator and source ``"import"``, so the
+labeling notebook can tell them from human ones.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from helpers.catalog import SPLITS, Catalog, CatalogError
+from helpers.files import OutsideFolder, resolve_inside
 from helpers.images import (
     ClassTree,
     FolderError,
@@ -231,8 +235,13 @@ def _ingest_class_tree(
     ids = []
     for path, name in tree.files:
         where = path.relative_to(base).as_posix()
+        try:
+            real = resolve_inside(base, where)
+        except OutsideFolder as exc:
+            report.skipped.append((where, str(exc)))
+            continue
         provenance = {"dataset": dataset, "source": "folder", "original_name": where}
-        image_id = _store(catalog, report, where, path, provenance)
+        image_id = _store(catalog, report, where, real, provenance)
         if image_id is not None:
             _label(catalog, report, where, image_id, name)
             ids.append(image_id)
@@ -291,8 +300,10 @@ def ingest_csv(
 ) -> IngestReport:
     """Import a flat folder whose labels sit in a CSV (columns ``filename``, ``label``).
 
-    Rows naming a missing file, rows without a label and files without a row are all
-    reported; a file listed twice with two different labels is skipped as ambiguous.
+    Rows naming a missing file, rows without a label, rows whose file lies outside
+    ``folder`` (through ``..``, an absolute path or a symbolic link) and files without a
+    row are all reported; a file listed twice with two different labels is skipped as
+    ambiguous.
     """
     folder, csv_path = Path(folder), Path(csv_path)
     _require_dir(folder, "image folder")
@@ -321,9 +332,13 @@ def ingest_csv(
         if len(labels) > 1:
             report.skipped.append((name, f"listed with different labels {sorted(labels)}"))
             continue
-        path = folder / name
-        if Path(name).name != name or not path.is_file():
+        if not (folder / name).is_file():
             report.skipped.append((name, "listed in the CSV but no such file in the folder"))
+            continue
+        try:
+            path = resolve_inside(folder, name)
+        except OutsideFolder as exc:
+            report.skipped.append((name, str(exc)))
             continue
         provenance = {"dataset": dataset, "source": "folder+csv", "original_name": name}
         image_id = _store(catalog, report, name, path, provenance)
