@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from helpers.config import make_private_folder
 from helpers.files import TEMP_PREFIX, sha256_bytes, write_atomic
 from helpers.images import (
     CheckedImage,
@@ -135,6 +136,10 @@ class CatalogBusy(CatalogUnavailable):
     """Another process held the catalog's write lock for longer than ``busy_timeout``."""
 
 
+class CatalogCorrupt(CatalogUnavailable):
+    """The catalog file is damaged or is not an SQLite database; it was left as it is."""
+
+
 class CatalogReadOnlyWarning(UserWarning):
     """A catalog opened for reading only, because its folder or file is not writable."""
 
@@ -180,39 +185,61 @@ class Catalog:
             self.db_path.exists() and not _writable(self.db_path)
         )
         self.removed_temporaries: list[Path] = []
-        if self.read_only:
-            self._conn = self._open_read_only()
-        else:
-            self._conn = self._connect(str(self.db_path), uri=False)
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA foreign_keys = ON")
-        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            self._conn.close()
-            raise SchemaTooNewError(
-                f"{self.db_path} has schema version {version}, but these helpers know "
-                f"version {SCHEMA_VERSION}. It was written by a newer version of the course: "
-                f"update (git pull, then pip install -r requirements.txt); the file is untouched."
-            )
-        if self.read_only:
-            return
         try:
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            # One script, one transaction: a new catalog gets all tables or none. Every
-            # statement is CREATE ... IF NOT EXISTS, so re-running it on open is cheap and
-            # adds tables that additive changes within this schema version brought.
-            with self._lock:
-                self._conn.executescript(
-                    f"BEGIN IMMEDIATE;{_SCHEMA}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;"
-                )
-        except sqlite3.OperationalError as exc:
-            self._conn.close()
+            self._conn = self._open()
+        except sqlite3.DatabaseError as exc:
             raise self._unavailable(exc) from None
-        self.removed_temporaries = self._remove_stale_temporaries()
+        if not self.read_only:
+            self.removed_temporaries = self._remove_stale_temporaries()
+
+    def _open(self) -> sqlite3.Connection:
+        """Connect, check the schema version and, unless read-only, create what is missing."""
+        if self.read_only:
+            conn = self._open_read_only()
+        else:
+            self._create_private_file()
+            conn = self._connect(str(self.db_path), uri=False)
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA foreign_keys = ON")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise SchemaTooNewError(
+                    f"{self.db_path} has schema version {version}, but these helpers know "
+                    f"version {SCHEMA_VERSION}. It was written by a newer version of the "
+                    "course: update (git pull, then pip install -r requirements.txt); the file "
+                    "is untouched."
+                )
+            if not self.read_only:
+                conn.execute("PRAGMA journal_mode = WAL")
+                # One script, one transaction: a new catalog gets all tables or none. Every
+                # statement is CREATE ... IF NOT EXISTS, so re-running it on open is cheap
+                # and adds tables that additive changes within this schema version brought.
+                with self._lock:
+                    conn.executescript(
+                        f"BEGIN IMMEDIATE;{_SCHEMA}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;"
+                    )
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _create_private_file(self) -> None:
+        """Create a missing catalog file that only its owner may read or write (0600).
+
+        Labels are a learner's own work, and in a data directory a class shares a file
+        readable by all would show them to every classmate. SQLite gives the ``-wal``,
+        ``-shm`` and ``-journal`` files it makes later the database's own mode, so they
+        stay private too; an empty file is a new database to SQLite.
+        """
+        try:
+            os.close(os.open(self.db_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass  # an existing catalog keeps the mode its owner gave it
 
     def _make_folder(self) -> None:
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            make_private_folder(self.root)
         except (FileExistsError, NotADirectoryError):
             raise CatalogLocationError(
                 f"{self.root} is a file (or lies under one), not a folder: a catalog is a "
@@ -258,9 +285,12 @@ class Catalog:
             try:
                 conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
                 break
-            except sqlite3.OperationalError:
+            except sqlite3.DatabaseError as exc:
                 conn.close()
+                problem = self._unavailable(exc)
         else:
+            if isinstance(problem, CatalogCorrupt):
+                raise problem
             raise CatalogReadOnly(f"cannot read {self.db_path}: check its permissions")
         warnings.warn(
             f"the catalog {self.root} is not writable, so it is open for reading only: "
@@ -295,10 +325,28 @@ class Catalog:
                         pass  # renamed or removed meanwhile
         return removed
 
-    def _unavailable(self, exc: sqlite3.OperationalError) -> BaseException:
+    def _unavailable(self, exc: sqlite3.DatabaseError) -> BaseException:
         """The catalog error for an SQLite failure about the file, not the query
         (``exc`` itself for any other failure)."""
         text = str(exc).lower()
+        code = getattr(exc, "sqlite_errorname", "")  # Python 3.11+
+        if code in ("SQLITE_NOTADB", "SQLITE_CORRUPT") or any(
+            words in text for words in ("not a database", "malformed", "corrupt")
+        ):
+            images = self.root / IMAGES_DIR
+            return CatalogCorrupt(
+                f"{self.db_path} is damaged or is not a catalog (SQLite says: {exc}). Nothing "
+                f"was changed. Restore it from a backup, or move it aside (mv {self.db_path} "
+                f"{self.db_path}.broken) and run again to start an empty catalog; the images "
+                f"in {images} stay and are reused when added again, and `sqlite3 "
+                f"{DB_NAME}.broken .recover` may rescue its labels."
+            )
+        if code == "SQLITE_CANTOPEN" or "unable to open" in text:
+            return CatalogLocationError(
+                f"cannot open {self.db_path} (SQLite says: {exc}). It must be a file you may "
+                "read and write: move whatever stands there out of the way (a folder of that "
+                "name?), or give another catalog folder."
+            )
         if "locked" in text or "busy" in text:
             return CatalogBusy(
                 f"could not write to {self.db_path}: another process (a second notebook or "
@@ -347,7 +395,7 @@ class Catalog:
                 return
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
+            except sqlite3.DatabaseError as exc:
                 raise self._unavailable(exc) from None
             self._depth = 1
             try:
@@ -356,16 +404,26 @@ class Catalog:
             except BaseException as exc:
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.OperationalError) and self._unavailable(exc) is not exc:
+                if isinstance(exc, sqlite3.DatabaseError) and self._unavailable(exc) is not exc:
                     raise self._unavailable(exc) from None
                 raise
             finally:
                 self._depth = 0
 
     def query(self, sql: str, params: Iterable = ()) -> list[dict]:
-        """Run a read-only query; rows come back as plain dicts."""
+        """Run a read-only query; rows come back as plain dicts.
+
+        A damaged file can pass the checks on open and fail only at the page a query
+        reads: that failure, too, names the file and what to do.
+        """
         with self._lock:
-            return [dict(row) for row in self._conn.execute(sql, tuple(params))]
+            try:
+                return [dict(row) for row in self._conn.execute(sql, tuple(params))]
+            except sqlite3.DatabaseError as exc:
+                problem = self._unavailable(exc)
+                if problem is exc:
+                    raise
+                raise problem from None
 
     def close(self) -> None:
         with self._lock:
@@ -439,11 +497,18 @@ class Catalog:
         target = self.root / rel
         if not target.exists() or sha256_bytes(target.read_bytes()) != digest:
             try:
+                make_private_folder(target.parent)  # write_atomic's files are 0600 already
                 write_atomic(target, data)
             except PermissionError as exc:
                 raise CatalogReadOnly(
                     f"could not write {target}: permission denied. Nothing was saved; fix the "
                     "permissions of the catalog folder (chmod -R u+w), then try again."
+                ) from exc
+            except (FileExistsError, NotADirectoryError) as exc:
+                raise CatalogLocationError(
+                    f"could not write {target}: {exc.filename} is a file where the catalog "
+                    "keeps a folder. Nothing was saved; move that file out of the way, then "
+                    "try again."
                 ) from exc
         row = {**{k: None for k in allowed}, **provenance, **info}
         with self.transaction() as db:

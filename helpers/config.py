@@ -126,18 +126,167 @@ def is_shared(folder: Path) -> bool:
     return info.st_uid != os.getuid() or bool(info.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
 
 
-def _base_dir() -> Path:
-    """The course's data folder for this user; see :func:`data_dir`."""
+PRIVATE_FOLDER_MODE = 0o700  # what the course creates for a user: theirs alone
+OTHERS_BITS = stat.S_IRWXG | stat.S_IRWXO
+
+
+class SharedFolderWarning(UserWarning):
+    """Others may write to the shared data directory and it lacks the sticky bit."""
+
+
+def make_private_folder(path: str | os.PathLike) -> Path:
+    """Create ``path`` and its missing parents as folders only their owner may enter (0700).
+
+    What the course keeps for a learner (catalogs, labels, images) is theirs: in a data
+    directory a class shares, a folder others may read would show any classmate another's
+    labels. ``Path.mkdir(parents=True, mode=...)`` gives the mode to the last folder only,
+    so each missing folder is made here. Folders that exist keep their mode. Raises
+    ``FileExistsError`` when a file stands where a folder should be.
+    """
+    path = Path(path)
+    missing = []
+    for folder in (path, *path.parents):
+        if folder.is_dir():
+            break
+        missing.append(folder)
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=PRIVATE_FOLDER_MODE)
+        except FileExistsError:
+            if not folder.is_dir():  # another process made it meanwhile: fine; a file: not
+                raise
+    return path
+
+
+def _data_root() -> Path:
+    """``$COURSE_DATA_DIR`` (resolved), or the project's ``data/``; refused if not a folder."""
     raw = os.environ.get(DATA_DIR_ENV, "").strip()
-    if not raw:
-        return project_root() / "data"
-    base = Path(raw).expanduser().resolve()
+    base = Path(raw).expanduser().resolve() if raw else project_root() / "data"
+    existing = next((p for p in (base, *base.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        what = f"{DATA_DIR_ENV}={raw}" if raw else "The course data directory"
+        where = "is" if existing == base else f"lies under {existing}, which is"
+        raise DataDirError(
+            f"{what} is not a folder: {base} {where} a file. Point {DATA_DIR_ENV} at a folder "
+            "(it is created if missing), or move the file out of the way."
+        )
+    return base
+
+
+def _base_dir() -> tuple[Path, Path | None]:
+    """The course's data folder for this user, and the shared folder it sits in (None when
+    the data directory is the user's own); see :func:`data_dir`."""
+    base = _data_root()
     per_user = os.environ.get(PER_USER_ENV, "").strip()
     if per_user not in ("", "0", "1"):
         raise DataDirError(f"{PER_USER_ENV} must be 1, 0 or unset, not {per_user!r}")
     if per_user == "1" or (per_user == "" and is_shared(base)):
-        return base / user_name()
-    return base
+        return base / user_name(), base
+    return base, None
+
+
+def _owner(uid: int) -> str:
+    try:
+        import pwd
+
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except (ImportError, KeyError):
+        return f"uid {uid}"
+
+
+def _close_to_others(folder: Path) -> None:
+    """Take group and other permissions off ``folder`` and what it holds (0700, 0600).
+
+    For a folder of one's own that an older version of the course made readable by all.
+    The folder's own mode is what keeps others out; what it holds is closed too so that
+    it stays private when copied with its modes (``cp -a``, ``tar``). Links, and entries
+    owned by someone else, are left alone.
+    """
+    uid = os.getuid()
+    for root, folders, files in os.walk(folder):
+        for name in (".", *folders, *files):
+            path = os.path.join(root, name)
+            info = os.lstat(path)
+            if info.st_uid == uid and not stat.S_ISLNK(info.st_mode) and info.st_mode & OTHERS_BITS:
+                os.chmod(path, stat.S_IMODE(info.st_mode) & ~OTHERS_BITS)
+
+
+def _check_user_folder(folder: Path, shared: Path, *, create: bool) -> None:
+    """Create, or check, this user's folder in a shared data directory: it must be theirs alone.
+
+    A classmate who creates ``<shared>/<you>/`` before your first run owns it: they
+    would read everything you store there and could move it away later, leaving you a
+    silently empty catalog. So the folder must belong to you and be writable by no one
+    else, or it is refused with what to do; one of yours that others may only read (made
+    by an older version of the course) is closed to them. Without the sticky bit on the
+    shared folder (the 1 of ``chmod 1777``) anyone who may write there can rename your
+    folder, which only the shared folder's owner can fix: that is a warning.
+    """
+    if not hasattr(os, "getuid"):
+        return  # no POSIX owners or modes to check (Windows)
+    uid = os.getuid()
+    try:
+        shared_mode = shared.stat().st_mode
+    except OSError:
+        shared_mode = 0
+    if shared_mode & (stat.S_IWGRP | stat.S_IWOTH) and not shared_mode & stat.S_ISVTX:
+        warnings.warn(
+            f"Others may write to the shared data directory {shared}, and it lacks the "
+            f"sticky bit, so they can rename or delete your folder {folder.name}/ in it. Ask "
+            f"its owner to run: chmod +t {shared}",
+            SharedFolderWarning,
+            stacklevel=3,
+        )
+    if create:
+        try:
+            folder.mkdir(mode=PRIVATE_FOLDER_MODE)
+        except FileExistsError:
+            pass  # checked below, whoever made it
+        except PermissionError as exc:
+            raise DataDirError(
+                f"Cannot create your folder {folder}: {exc.strerror}. Ask the owner of "
+                f"{shared} to make it writable for the class (chmod 1777 {shared}), or point "
+                f"{DATA_DIR_ENV} at a folder of your own."
+            ) from exc
+    try:
+        link = folder.lstat()
+    except FileNotFoundError:
+        return  # create=False, and not made yet
+    others = (
+        f"Ask whoever made it, or your teacher, to remove or rename it, or choose another "
+        f"folder name with {USER_ENV}=<name>, or point {DATA_DIR_ENV} at a folder of your "
+        "own; then run again."
+    )
+    if stat.S_ISLNK(link.st_mode) and link.st_uid != uid:
+        raise DataDirError(
+            f"Your folder {folder} in the shared data directory is a link made by "
+            f"{_owner(link.st_uid)}, not by you: what you stored there would go where they "
+            f"chose. {others}"
+        )
+    try:
+        info = folder.stat()
+    except OSError:
+        info = None
+    if info is None or not stat.S_ISDIR(info.st_mode):
+        raise DataDirError(
+            f"Your folder {folder} in the shared data directory is not a folder (a file, or "
+            f"a link to nothing). {others}"
+        )
+    if info.st_uid != uid:
+        raise DataDirError(
+            f"Your folder {folder} in the shared data directory belongs to "
+            f"{_owner(info.st_uid)}, not to you ({_owner(uid)}): its owner could read, change "
+            f"or move away everything you store there, so the course will not use it. {others}"
+        )
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise DataDirError(
+            f"Your folder {folder} in the shared data directory may be written by others "
+            f"(mode {stat.S_IMODE(info.st_mode):04o}): they could replace or move what you "
+            f"store there, and may have put files in it already. Check what it holds, then "
+            f"make it yours alone with: chmod 700 {folder}"
+        )
+    if info.st_mode & OTHERS_BITS:
+        _close_to_others(folder)
 
 
 # File system types on which SQLite's locks and WAL shared memory cannot be trusted.
@@ -254,22 +403,32 @@ def data_dir(*parts: str, create: bool = True) -> Path:
     ``COURSE_DATA_DIR``: when other users can write there (see :func:`is_shared`), each
     user works in their own ``<COURSE_DATA_DIR>/<user>/`` (``$COURSE_USER`` or the
     login name; ``COURSE_DATA_PER_USER=1`` or ``0`` forces it), so no one's notebook
-    touches another's catalog. A folder on a network file system is refused, see
-    :func:`check_local_filesystem`.
+    touches another's catalog. That folder must be the user's alone (see
+    :func:`_check_user_folder`), and every folder made here is private to its owner
+    (0700). A folder on a network file system is refused, see
+    :func:`check_local_filesystem`; so is a data directory that is not a folder.
     """
-    base = _base_dir()
+    base, shared = _base_dir()
     existing = next((p for p in (base, *base.parents) if p.exists()), base)
     check_local_filesystem(existing)
     path = base.joinpath(*parts)
-    if create:
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        except PermissionError as exc:
-            raise DataDirError(
-                f"Cannot create {path.resolve()}: {exc.strerror}. For a shared class "
-                f"folder, make {base.parent if base.name == user_name() else base} writable "
-                f"for everyone (chmod 1777), or point {DATA_DIR_ENV} at a folder of your own."
-            ) from exc
+    try:
+        if shared is not None:
+            if create:
+                make_private_folder(shared)
+            _check_user_folder(base, shared, create=create)
+        if create:
+            make_private_folder(path)
+    except PermissionError as exc:
+        raise DataDirError(
+            f"Cannot create {exc.filename or path}: {exc.strerror}. Point {DATA_DIR_ENV} at a "
+            "folder of your own, or fix the permissions of the one it names."
+        ) from exc
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise DataDirError(
+            f"Cannot create the folder {path}: {exc.filename or 'a part of it'} is a file. "
+            f"Move that file out of the way, or point {DATA_DIR_ENV} at another folder."
+        ) from exc
     return path
 
 
@@ -280,7 +439,8 @@ def is_course_folder(path: str | os.PathLike) -> bool:
 
 
 def course_folder(path: str | os.PathLike, *, fresh: bool = False) -> Path:
-    """Create the folder ``path`` with the course's marker file in it; return it.
+    """Create the folder ``path`` (private to its owner, as in :func:`data_dir`) with the
+    course's marker file in it; return it.
 
     The marker says the course made it, which is what makes it safe to empty later:
     with ``fresh=True`` a folder the course made earlier is removed and made anew, and
@@ -293,15 +453,17 @@ def course_folder(path: str | os.PathLike, *, fresh: bool = False) -> Path:
         remove_course_folder(path)
     if path.is_dir() and not is_course_folder(path) and any(path.iterdir()):
         return path  # someone else's folder: use it, never claim it
-    path.mkdir(parents=True, exist_ok=True)
-    marker = path / COURSE_MARKER
-    if not marker.exists():
-        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        marker.write_text(
+    make_private_folder(path)
+    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    try:  # O_EXCL: never write through a link someone put in the marker's place
+        fd = os.open(path / COURSE_MARKER, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path  # marked before (or a link, which is_course_folder does not count)
+    with open(fd, "w", encoding="utf-8") as fh:
+        fh.write(
             f"Created by the course (helpers.config.course_folder) on {stamp}.\n"
             "The course may delete this folder and all it holds when a notebook starts "
-            "afresh.\n",
-            encoding="utf-8",
+            "afresh.\n"
         )
     return path
 

@@ -21,14 +21,18 @@ from __future__ import annotations
 
 import ast
 import base64
+import cmath
 import json
 import os
 import platform
 import shlex
+import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -87,11 +91,37 @@ def resolve_notebooks(names: list[str] | None = None, folder: Path | None = None
     return chosen
 
 
+def _non_finite(value: object) -> bool:
+    """Whether ``value`` is, or holds, an infinite or NaN number.
+
+    ``1e999`` reads as ``inf``, which passes a float knob's type check; but it is
+    injected as its repr, ``inf``, a name the kernel does not know, and a knob that
+    took it (a learning rate, a threshold) would give no meaningful result anyway.
+    """
+    if isinstance(value, (float, complex)):
+        return not cmath.isfinite(value)
+    if isinstance(value, dict):
+        return any(_non_finite(k) or _non_finite(v) for k, v in value.items())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(_non_finite(v) for v in value)
+    return False
+
+
+def _non_finite_problem(name: str, typed: str, value: object) -> str:
+    return (
+        f"-p {name}={typed} reads as {value!r}: infinite and NaN numbers are refused (no knob "
+        f"can use them, and the kernel could not even read them back); give {name} finite "
+        "values, such as 1e300 or 0.001"
+    )
+
+
 def parse_parameters(pairs: list[str] | None) -> dict[str, object]:
     """``["EPOCHS=3", "DATA_DIR=/x"]`` -> ``{"EPOCHS": 3, "DATA_DIR": "/x"}``.
 
     A value is read as a Python literal (numbers, strings in quotes, lists, True/None)
     and otherwise kept as the string typed, as papermill does, so paths need no quotes.
+    A number that is infinite or NaN (``1e999``, ``[1, -1e999]``) is refused here,
+    before any kernel starts.
     """
     parameters: dict[str, object] = {}
     for pair in pairs or []:
@@ -100,9 +130,12 @@ def parse_parameters(pairs: list[str] | None) -> dict[str, object]:
         if not sep or not name.isidentifier():
             raise RunnerError(f"-p wants NAME=VALUE with a Python name, not {pair!r}")
         try:
-            parameters[name] = ast.literal_eval(raw.strip())
-        except (ValueError, SyntaxError):
-            parameters[name] = raw
+            value = ast.literal_eval(raw.strip())
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            value = raw  # not a literal ({[1]: 2} is one only in shape): the text typed
+        if _non_finite(value):
+            raise RunnerError(_non_finite_problem(name, raw.strip(), value))
+        parameters[name] = value
     return parameters
 
 
@@ -182,12 +215,32 @@ def _accepts(types: tuple[type, ...] | None, value: object) -> bool:
     return kind in (list, tuple) and bool({list, tuple} & set(types))
 
 
+def _reads_as_non_finite(text: str) -> bool:
+    try:
+        return not cmath.isfinite(float(text))
+    except ValueError:
+        return False
+
+
 def check_parameter_types(path: Path, source: str, given: dict[str, object]) -> list[str]:
-    """One line per ``-p`` value whose type does not fit its default in ``path``'s cell."""
+    """One line per ``-p`` value whose type does not fit its default in ``path``'s cell.
+
+    Infinite and NaN numbers are refused whatever the knob (see :func:`_non_finite`):
+    values given through :func:`run_course` do not pass :func:`parse_parameters`. So is
+    text that spells one (``-p LR=nan``) for a knob that takes a number.
+    """
     problems = []
     defaults = parameter_defaults(source)
     for name, value in given.items():
         types, text = defaults.get(name, (None, ""))
+        number = types is not None and bool({int, float} & set(types)) and str not in types
+        if _non_finite(value) or (
+            number and isinstance(value, str) and _reads_as_non_finite(value)
+        ):
+            problems.append(
+                f"{_non_finite_problem(name, repr(value), value)} ({path.stem}: {name} = {text})"
+            )
+            continue
         if _accepts(types, value):
             continue
         wanted = " or ".join("None" if t is type(None) else t.__name__ for t in types)
@@ -256,6 +309,95 @@ def inject_parameters(nb: nbformat.NotebookNode, parameters: dict[str, object]) 
 
 
 # --- running one notebook -------------------------------------------------------------------
+
+
+class _Interrupts:
+    """The runner's SIGINT handler: whoever sends it, stop the kernel's cell and the run.
+
+    Ctrl-C in a terminal signals the runner's process group, never the kernel:
+    jupyter_client starts each kernel in a session of its own. A scheduler or a wrapper
+    script signals the runner's process alone (``kill -INT <pid>``), and a script that
+    started the runner in the background (``&``) hands it SIGINT ignored, so Python never
+    installs its own handler: such a run went on for minutes while its kernel trained.
+    This handler, installed whatever the inherited setting, passes the signal on to the
+    kernel's process group (what Jupyter's interrupt button does), so the cell stops and
+    the kernel can shut down at once, and raises :class:`KeyboardInterrupt` in the
+    runner, but only while cells run (:meth:`armed`): raised while a kernel starts or
+    shuts down, it could leave that kernel running with no one to stop it. A SIGINT at
+    any other moment is remembered in ``requested``: a kernel that has just started runs
+    no cell, and :func:`run_course` starts no further notebook.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._raising = False
+        self._kernel: tuple[int, bool] | None = None  # (pid or process group, is a group)
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.requested = True
+        self._pass_on()
+        if self._raising:
+            self._raising = False  # once: a second signal must not break the unwinding
+            raise KeyboardInterrupt
+
+    def _pass_on(self) -> None:
+        if self._kernel is None:
+            return
+        target, group = self._kernel
+        try:
+            if group:
+                os.killpg(target, signal.SIGINT)
+            else:
+                os.kill(target, signal.SIGINT)
+        except ProcessLookupError:
+            pass  # the kernel has ended already
+
+    @contextmanager
+    def armed(self, kernel_manager: object) -> Iterator[None]:
+        """Raise :class:`KeyboardInterrupt` on SIGINT in this block, and pass the signal on
+        to the kernel of ``kernel_manager`` when it takes interrupts as signals."""
+        spec = getattr(kernel_manager, "kernel_spec", None)
+        provisioner = getattr(kernel_manager, "provisioner", None)
+        pgid = getattr(provisioner, "pgid", None)
+        pid = getattr(provisioner, "pid", None)
+        if getattr(spec, "interrupt_mode", "signal") == "signal":
+            if pgid and hasattr(os, "killpg"):
+                self._kernel = (pgid, True)
+            elif pid:
+                self._kernel = (pid, False)
+        if self.requested:
+            self._kernel = None
+            raise KeyboardInterrupt
+        self._raising = True
+        try:
+            yield
+        finally:
+            self._raising = False
+            self._kernel = None
+
+
+@contextmanager
+def _handling_sigint() -> Iterator[_Interrupts]:
+    """Install an :class:`_Interrupts` handler for the block (or join the one installed
+    by an enclosing call) and put the previous handler back afterwards.
+
+    Only the main thread may handle signals; elsewhere the handler stays unused and
+    SIGINT does what it did before.
+    """
+    current = signal.getsignal(signal.SIGINT)
+    if isinstance(current, _Interrupts):
+        yield current
+        return
+    interrupts = _Interrupts()
+    try:
+        signal.signal(signal.SIGINT, interrupts)
+    except ValueError:  # not the main thread
+        yield interrupts
+        return
+    try:
+        yield interrupts
+    finally:
+        signal.signal(signal.SIGINT, current if current is not None else signal.SIG_DFL)
 
 
 def _vm_hwm_bytes(pid: int) -> int | None:
@@ -447,13 +589,15 @@ def run_notebook(
     """Execute one notebook in a fresh kernel; write its outputs to ``out_dir``.
 
     Never raises for a failure inside the notebook (a failing cell, a dead kernel, a
-    timeout) or for Ctrl-C: the result says what failed where (status ``interrupted``
-    for Ctrl-C), and the executed notebook with the outputs up to the failure is
-    written, which is what one needs to debug it.
+    timeout) or for SIGINT: the result says what failed where (status ``interrupted``
+    for Ctrl-C or ``kill -INT``), and the executed notebook with the outputs up to the
+    failure is written, which is what one needs to debug it.
 
     The cells run one by one under nbclient's synchronous ``setup_kernel`` rather than
     ``NotebookClient.execute``: the latter installs its own SIGINT handler, which would
-    turn Ctrl-C into a dead kernel and let the run go on to the next notebook.
+    turn Ctrl-C into a dead kernel and let the run go on to the next notebook. SIGINT is
+    handled by :class:`_Interrupts` instead, which also interrupts the kernel: the kernel
+    runs in a session of its own, so no terminal's Ctrl-C reaches it directly.
     """
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
@@ -481,10 +625,12 @@ def run_notebook(
     try:
         client.reset_execution_trackers()
         with (
+            _handling_sigint() as interrupts,
             open(kernel_log, "wb") as log,
             client.setup_kernel(
                 env=kernel_environment(profile, metrics_file), stdout=log, stderr=log
             ),
+            interrupts.armed(client.km),
         ):
             reply = client.wait_for_reply(client.kc.kernel_info())
             nb.metadata["language_info"] = reply["content"]["language_info"]
@@ -499,7 +645,7 @@ def run_notebook(
             client.set_widgets_metadata()
     except KeyboardInterrupt:
         status = "interrupted"
-        error = {"name": "KeyboardInterrupt", "message": "stopped by Ctrl-C"}
+        error = {"name": "KeyboardInterrupt", "message": "stopped by SIGINT (Ctrl-C or kill -INT)"}
     except Exception as err:  # any failure is reported, whatever raised it
         status = "failed"
         error = {"name": type(err).__name__, "message": _first_line(str(err))}
@@ -672,7 +818,10 @@ def run_course(
 
     Refuses unknown knobs before starting any kernel. A failing notebook is reported
     and the run goes on with the next one unless ``stop_on_error``. The report on disk
-    is brought up to date after every notebook (and on Ctrl-C).
+    is brought up to date after every notebook. SIGINT (Ctrl-C, or ``kill -INT`` from a
+    scheduler) interrupts the running notebook's kernel, records it as ``interrupted``
+    and raises :class:`KeyboardInterrupt` with the report written; one that arrives
+    between notebooks stops the run before the next (see :class:`_Interrupts`).
     """
     profile = get_profile(profile).name
     parameters = dict(parameters or {})
@@ -681,26 +830,29 @@ def run_course(
     out_dir.mkdir(parents=True, exist_ok=True)
     progress = progress or Progress()
     seed = parameters.get("SEED", DEFAULT_SEED)
-    report = {"notebooks": {}, "environment": environment(profile, seed, command)}
-    write_report(out_dir, report)
-    progress.say(f"Running {len(notebooks)} notebook(s), profile {profile}, into {out_dir}")
-    for position, path in enumerate(notebooks, start=1):
-        result = run_notebook(
-            path,
-            out_dir,
-            profile=profile,
-            parameters=per_notebook[path],
-            timeout=timeout,
-            progress=progress,
-            position=(position, len(notebooks)),
-        )
-        report["notebooks"][path.stem] = asdict(result)
+    with _handling_sigint() as interrupts:
+        report = {"notebooks": {}, "environment": environment(profile, seed, command)}
         write_report(out_dir, report)
-        if result.status == "interrupted":
-            raise KeyboardInterrupt
-        if result.status != "passed" and stop_on_error:
-            progress.say("Stopping at the first failure (--stop-on-error).")
-            break
+        progress.say(f"Running {len(notebooks)} notebook(s), profile {profile}, into {out_dir}")
+        for position, path in enumerate(notebooks, start=1):
+            if interrupts.requested:
+                raise KeyboardInterrupt
+            result = run_notebook(
+                path,
+                out_dir,
+                profile=profile,
+                parameters=per_notebook[path],
+                timeout=timeout,
+                progress=progress,
+                position=(position, len(notebooks)),
+            )
+            report["notebooks"][path.stem] = asdict(result)
+            write_report(out_dir, report)
+            if result.status == "interrupted":
+                raise KeyboardInterrupt
+            if result.status != "passed" and stop_on_error:
+                progress.say("Stopping at the first failure (--stop-on-error).")
+                break
     return out_dir, report
 
 

@@ -1,14 +1,25 @@
 """The catalog stores each image once, keeps provenance, and refuses bad input unchanged."""
 
 import io
+import os
 import sqlite3
+import stat
 import threading
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from helpers.catalog import SCHEMA_VERSION, Catalog, CatalogError, SchemaTooNewError
+from helpers import catalog as catalog_module
+from helpers.catalog import (
+    SCHEMA_VERSION,
+    Catalog,
+    CatalogCorrupt,
+    CatalogError,
+    CatalogLocationError,
+    CatalogUnavailable,
+    SchemaTooNewError,
+)
 
 
 @pytest.fixture
@@ -151,3 +162,111 @@ def test_threads_adding_the_same_images_store_each_once(catalog):
         t.join()
     assert catalog.count_images() == 20
     assert catalog.query("PRAGMA integrity_check")[0]["integrity_check"] == "ok"
+
+
+# -- a damaged catalog file ------------------------------------------------------------
+
+
+def catalog_with_images(folder, n=200):
+    rng = np.random.default_rng(0)
+    with Catalog(folder) as cat:
+        cat.set_classes(["a"])
+        for _ in range(n):
+            cat.add_image_array(rng.integers(0, 255, (8, 8), dtype=np.uint8), source="s" * 300)
+    return folder / "catalog.sqlite"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        bytes(range(256)) * 32,  # random-looking bytes
+        b"label,file\ncat,a.png\n" * 50,  # a text file saved under the catalog's name
+        b"SQLite format 3\x00" + b"\xff" * 4080,  # the right header, nothing sane after it
+    ],
+)
+def test_a_file_that_is_not_a_catalog_is_named_with_what_to_do(tmp_path, content):
+    db = tmp_path / "catalog.sqlite"
+    db.write_bytes(content)
+    with pytest.raises(CatalogCorrupt) as err:
+        Catalog(tmp_path)
+    message = str(err.value)
+    assert str(db) in message and "backup" in message and f"mv {db} {db}.broken" in message
+    assert isinstance(err.value, CatalogUnavailable)  # what a labeling widget catches
+    assert db.read_bytes() == content  # left as it was
+
+
+def test_damage_found_only_by_a_later_query_is_named_too(tmp_path):
+    db = catalog_with_images(tmp_path / "cat")
+    data = bytearray(db.read_bytes())
+    data[-4096 * 4 :] = b"\xff" * (4096 * 4)  # the last pages: the schema still reads
+    db.write_bytes(bytes(data))
+    with pytest.raises(CatalogCorrupt, match="malformed") as err, Catalog(db.parent) as cat:
+        cat.images()
+    assert str(db) in str(err.value)
+
+
+def test_a_damaged_catalog_opened_for_reading_only_is_named(tmp_path, monkeypatch):
+    db = tmp_path / "catalog.sqlite"
+    db.write_bytes(b"not a database at all" * 100)
+    monkeypatch.setattr(catalog_module, "_writable", lambda path: False)  # tests run as root
+    with pytest.raises(CatalogCorrupt, match="not a database"):
+        Catalog(tmp_path)
+
+
+def test_a_folder_in_the_catalog_files_place_is_a_location_error(tmp_path):
+    (tmp_path / "catalog.sqlite").mkdir()
+    with pytest.raises(CatalogLocationError) as err:
+        Catalog(tmp_path)
+    assert str(tmp_path / "catalog.sqlite") in str(err.value)
+
+
+def test_an_empty_catalog_file_is_a_new_catalog(tmp_path):
+    (tmp_path / "catalog.sqlite").write_bytes(b"")
+    with Catalog(tmp_path) as cat:
+        assert cat.count_images() == 0 and cat.classes() == []
+
+
+def test_query_errors_that_are_not_about_the_file_pass_through(catalog):
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        catalog.query("SELECT * FROM no_such_table")
+
+
+# -- private to its owner --------------------------------------------------------------
+
+
+def mode(path):
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX permissions")
+def test_a_new_catalog_is_readable_by_its_owner_alone(tmp_path):
+    root = tmp_path / "new" / "cat"
+    with Catalog(root) as cat:
+        image_id, _ = cat.add_image_array(image(3))
+        cat.set_classes(["a"])
+        cat.set_label(image_id, "a", annotator="ann")
+        db = root / "catalog.sqlite"
+        for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+            assert mode(path) == 0o600, path
+        stored = cat.image_path(image_id)
+        assert mode(stored) == 0o600
+        assert mode(stored.parent) == mode(stored.parent.parent) == mode(root) == 0o700
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX permissions")
+def test_a_rollback_journal_takes_the_catalogs_mode_too(tmp_path):
+    with Catalog(tmp_path) as cat:
+        cat.query("PRAGMA journal_mode = DELETE")
+        with cat.transaction() as db:
+            db.execute("INSERT INTO classes (name, position) VALUES ('a', 0)")
+            assert mode(tmp_path / "catalog.sqlite-journal") == 0o600
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX permissions")
+def test_an_existing_catalog_keeps_the_mode_its_owner_gave_it(tmp_path):
+    with Catalog(tmp_path):
+        pass
+    (tmp_path / "catalog.sqlite").chmod(0o644)  # shared on purpose, e.g. by a teacher
+    with Catalog(tmp_path) as cat:
+        cat.set_classes(["a"])
+    assert mode(tmp_path / "catalog.sqlite") == 0o644

@@ -1,8 +1,10 @@
 """Data directories a class can share: per-user folders, network file systems, safe wipes."""
 
 import os
+import stat
 import warnings
 
+import numpy as np
 import pytest
 
 from helpers import config
@@ -196,3 +198,178 @@ def test_a_forged_marker_that_is_a_link_does_not_count(tmp_path):
         with pytest.raises(DataDirError):
             remove_course_folder(folder)
     assert (folder / "data.bin").exists()
+
+
+# -- a class's shared folder: each user's folder is theirs alone -------------------------
+
+posix = pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX owners and modes")
+CLASSMATE = 54321  # a uid that is not ours (the tests run as root, who may chown)
+
+
+def mode(path):
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+@pytest.fixture
+def classroom(clean_env, tmp_path):
+    """A folder made as README's "For teachers" says (chmod 1777), used by ``ann``."""
+    shared = tmp_path / "srv"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    clean_env.setenv(config.DATA_DIR_ENV, str(shared))
+    clean_env.setenv(config.USER_ENV, "ann")
+    return shared
+
+
+@posix
+def test_everything_a_user_keeps_in_a_shared_folder_is_private(classroom):
+    from helpers.catalog import Catalog
+
+    work = data_dir("01_acquire")
+    folder = course_folder(work / "catalog")
+    with Catalog(folder) as cat:
+        image_id, _ = cat.add_image_array(np.full((8, 8, 3), 7, dtype=np.uint8))
+        cat.set_classes(["cat"])
+        cat.set_label(image_id, "cat", annotator="ann")
+        names = set()
+        for root, _, files in os.walk(classroom / "ann"):
+            assert mode(root) == 0o700, root
+            for name in files:
+                assert mode(os.path.join(root, name)) == 0o600, name
+                names.add(name)
+    assert {"catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm", COURSE_MARKER} <= names
+    assert any(name.endswith(".png") for name in names)
+
+
+@posix
+def test_a_folder_a_classmate_made_under_your_name_is_refused(classroom):
+    trap = classroom / "ann"
+    trap.mkdir()
+    trap.chmod(0o777)
+    os.chown(trap, CLASSMATE, CLASSMATE)
+    with pytest.raises(DataDirError) as err:
+        data_dir("01_acquire")
+    message = str(err.value)
+    assert str(trap) in message and f"uid {CLASSMATE}" in message and "not to you" in message
+    assert config.USER_ENV in message  # what to do: another name, or ask them to remove it
+    assert list(trap.iterdir()) == []  # nothing of ann's went in
+
+
+@posix
+def test_a_folder_someone_else_owns_is_refused_even_when_closed(classroom):
+    other = classroom / "ann"
+    other.mkdir(mode=0o700)
+    os.chown(other, CLASSMATE, CLASSMATE)
+    with pytest.raises(DataDirError, match="belongs to"):
+        data_dir(create=False)
+
+
+@posix
+@pytest.mark.parametrize("loose", [0o777, 0o770, 0o722, 0o702])
+def test_your_own_folder_writable_by_others_is_refused_with_chmod_700(classroom, loose):
+    mine = classroom / "ann"
+    mine.mkdir()
+    mine.chmod(loose)
+    with pytest.raises(DataDirError) as err:
+        data_dir("02_label")
+    assert f"chmod 700 {mine}" in str(err.value) and f"{loose:04o}" in str(err.value)
+    assert not (mine / "02_label").exists()
+    mine.chmod(0o700)
+    assert data_dir("02_label").is_dir()
+
+
+@posix
+def test_a_link_in_your_place_made_by_someone_else_is_refused(classroom, tmp_path):
+    elsewhere = tmp_path / "theirs"
+    elsewhere.mkdir()
+    (classroom / "ann").symlink_to(elsewhere, target_is_directory=True)
+    os.lchown(classroom / "ann", CLASSMATE, CLASSMATE)
+    with pytest.raises(DataDirError, match="is a link made by"):
+        data_dir("01_acquire")
+    assert list(elsewhere.iterdir()) == []
+
+
+@posix
+def test_a_file_in_your_place_is_refused(classroom):
+    (classroom / "ann").write_text("not a folder")
+    with pytest.raises(DataDirError, match="is not a folder"):
+        data_dir("01_acquire")
+
+
+@posix
+def test_your_folder_from_an_older_version_is_closed_to_others(classroom):
+    mine = classroom / "ann"
+    (mine / "01_acquire" / "catalog").mkdir(parents=True)
+    for folder in (mine, mine / "01_acquire", mine / "01_acquire" / "catalog"):
+        folder.chmod(0o755)
+    labels = mine / "01_acquire" / "catalog" / "catalog.sqlite"
+    labels.write_bytes(b"")
+    labels.chmod(0o644)
+    data_dir("01_acquire")
+    assert mode(mine) == mode(mine / "01_acquire") == 0o700
+    assert mode(labels) == 0o600
+
+
+@posix
+def test_a_shared_folder_without_the_sticky_bit_warns_that_others_can_move_yours(classroom):
+    classroom.chmod(0o777)
+    with pytest.warns(config.SharedFolderWarning, match=f"chmod \\+t {classroom}"):
+        data_dir("01_acquire")
+
+
+@posix
+def test_data_dir_without_create_checks_but_makes_nothing(classroom):
+    assert data_dir("01_acquire", create=False) == classroom / "ann" / "01_acquire"
+    assert not (classroom / "ann").exists()
+
+
+@posix
+def test_a_data_dir_of_ones_own_is_made_private_too(clean_env, tmp_path):
+    base = tmp_path / "mine"
+    clean_env.setenv(config.DATA_DIR_ENV, str(base))
+    work = data_dir("03_preprocess", "images")
+    assert mode(base) == mode(base / "03_preprocess") == mode(work) == 0o700
+
+
+# -- a data directory that is not a folder ----------------------------------------------
+
+
+@pytest.mark.parametrize("below", [(), ("sub",), ("sub", "deeper")])
+def test_a_data_dir_that_is_a_file_is_named_with_what_to_do(clean_env, tmp_path, below):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    clean_env.setenv(config.DATA_DIR_ENV, str(a_file.joinpath(*below)))
+    for call in (lambda: data_dir("01_acquire"), lambda: data_dir(create=False)):
+        with pytest.raises(DataDirError) as err:
+            call()
+        message = str(err.value)
+        assert config.DATA_DIR_ENV in message and "not a folder" in message
+        assert str(a_file) in message
+    assert a_file.read_text() == "x"
+
+
+def test_the_default_catalog_in_a_data_dir_that_is_a_file_is_named(clean_env, tmp_path):
+    from helpers.catalog import Catalog
+
+    a_file = tmp_path / "data"
+    a_file.write_text("x")
+    clean_env.setenv(config.DATA_DIR_ENV, str(a_file))
+    with pytest.raises(DataDirError, match="not a folder"):
+        Catalog()
+
+
+def test_a_file_inside_the_data_dir_where_a_folder_goes_is_named(clean_env, tmp_path):
+    clean_env.setenv(config.DATA_DIR_ENV, str(tmp_path))
+    (tmp_path / "01_acquire").write_text("x")
+    with pytest.raises(DataDirError) as err:
+        data_dir("01_acquire", "catalog")
+    assert str(tmp_path / "01_acquire") in str(err.value) and "is a file" in str(err.value)
+
+
+def test_course_folder_will_not_write_its_marker_through_a_link(tmp_path):
+    folder = tmp_path / "work"
+    folder.mkdir()
+    target = tmp_path / "victim.txt"
+    (folder / COURSE_MARKER).symlink_to(target)  # a link to a file that does not exist yet
+    assert course_folder(folder) == folder
+    assert not target.exists() and not config.is_course_folder(folder)

@@ -13,8 +13,10 @@ import io
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -28,6 +30,7 @@ from helpers.runner import (
     PeakMemory,
     Progress,
     RunnerError,
+    _handling_sigint,
     check_parameter_types,
     compare_runs,
     inject_parameters,
@@ -45,6 +48,7 @@ from helpers.runner import (
 FIXTURES = Path(__file__).parent / "fixtures"
 FAILING = FIXTURES / "fails_on_purpose.ipynb"
 RECORDING = FIXTURES / "records_metrics.ipynb"
+SLEEPING = FIXTURES / "sleeps.ipynb"
 # The two fastest course notebooks under the smoke profile; should they be renamed, the
 # first two notebooks of the course stand in for them.
 FAST_NOTEBOOKS = ("00_setup", "04_softmax_regression")
@@ -173,6 +177,89 @@ def test_a_cell_past_the_timeout_fails_with_its_cell_named(tmp_path):
     assert result.error["name"] == "CellTimeoutError"
     assert result.error["cell"] == 1
     assert result.error["first_line"] == "while True: pass"
+
+
+# -- SIGINT to the runner alone ---------------------------------------------------------
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("inherited", ["default", "ignored"])
+def test_sigint_to_the_runner_alone_interrupts_the_kernel_and_stops_the_run(tmp_path, inherited):
+    """``kill -INT <runner>``, as a scheduler sends it: the kernel runs in a session of its
+    own, so only the runner hears it. A wrapper script that started the runner with ``&``
+    hands it SIGINT ignored (``trap '' INT`` does the same here)."""
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "helpers", "run", str(SLEEPING), str(RECORDING)]
+    command += ["--profile", "smoke", "--out", str(out)]
+    if inherited == "ignored":
+        command = ["bash", "-c", "trap '' INT; exec \"$@\"", "runner", *command]
+    runner = subprocess.Popen(
+        command,
+        cwd=project_root(),
+        env=dict(os.environ, CI="true"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        metrics = out / "sleeps.metrics.jsonl"
+        deadline = time.monotonic() + 300
+        while not metrics.exists() or not metrics.read_text().strip():
+            assert runner.poll() is None, runner.communicate()[0]
+            assert time.monotonic() < deadline, "the fixture's kernel never started"
+            time.sleep(0.2)
+        kernel_pid = json.loads(metrics.read_text().splitlines()[0])["value"]
+        runner.send_signal(signal.SIGINT)
+        output, _ = runner.communicate(timeout=60)  # a generous bound for a loaded machine
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.communicate()
+    assert runner.returncode == 130, output
+    report = json.loads((out / "results.json").read_text())
+    assert list(report["notebooks"]) == ["sleeps"]  # the next notebook never started
+    result = report["notebooks"]["sleeps"]
+    assert result["status"] == "interrupted" and result["error"]["name"] == "KeyboardInterrupt"
+    assert result["metrics"] == {"kernel_pid": kernel_pid}  # kept; the last cell never ran
+    assert (out / "sleeps.ipynb").exists()
+    deadline = time.monotonic() + 30
+    while _alive(kernel_pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(kernel_pid), "the kernel outlived the runner"
+
+
+def test_the_sigint_handler_raises_only_while_cells_run_and_is_put_back():
+    before = signal.getsignal(signal.SIGINT)
+    with _handling_sigint() as interrupts:
+        assert signal.getsignal(signal.SIGINT) is interrupts
+        with _handling_sigint() as inner:  # run_notebook inside run_course: the same one
+            assert inner is interrupts
+        with pytest.raises(KeyboardInterrupt), interrupts.armed(None):
+            signal.raise_signal(signal.SIGINT)
+            time.sleep(5)  # never reached: the handler raises
+        signal.raise_signal(signal.SIGINT)  # between cells: remembered, not raised
+        assert interrupts.requested
+        with pytest.raises(KeyboardInterrupt), interrupts.armed(None):
+            pass  # a request made before the cells start stops them before the first
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_an_inherited_ignored_sigint_is_handled_during_a_run_and_restored_after():
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with _handling_sigint() as interrupts:
+            assert signal.getsignal(signal.SIGINT) is interrupts
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def test_an_unknown_parameter_is_refused_before_anything_runs(tmp_path, capsys):
@@ -362,6 +449,46 @@ def test_every_course_knob_accepts_its_own_defaults():
             except ValueError:
                 continue
             assert check_parameter_types(path, source, {name: value}) == [], (path.name, name)
+
+
+# -- infinite and NaN numbers ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "typed", ["1e999", "-1e999", "[0.1, 1e999]", "(1, (2, -1e999))", "{'lr': 1e999}", "1e999j"]
+)
+def test_infinite_numbers_are_refused_when_read(typed):
+    with pytest.raises(RunnerError) as err:
+        parse_parameters([f"LR={typed}"])
+    message = str(err.value)
+    assert f"-p LR={typed} reads as " in message and "finite" in message
+
+
+def test_an_infinite_value_is_refused_before_a_kernel_starts(tmp_path, capsys):
+    out = tmp_path / "never"
+    assert main(["run", str(RECORDING), "-p", "SCALE=1e999", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "-p SCALE=1e999 reads as inf" in err and "finite" in err
+    assert not out.exists()  # refused up front: no kernel, no report
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan"), [1.0, float("nan")]])
+def test_non_finite_values_given_through_the_api_are_refused(value):
+    [problem] = check_parameter_types(Path("09_x.ipynb"), CELL, {"LIMIT": value})
+    assert problem.startswith("-p LIMIT=") and "finite" in problem and "09_x" in problem
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "-Infinity", "1e999"])
+def test_text_that_spells_a_non_finite_number_is_refused_for_a_number_knob(text):
+    [problem] = check_parameter_types(Path("09_x.ipynb"), CELL, {"LR": text})
+    assert "finite" in problem and "LR = 1e-3" in problem
+    assert check_parameter_types(Path("09_x.ipynb"), CELL, {"NAME": text}) == []  # a str knob
+
+
+def test_text_shaped_like_a_literal_but_not_one_stays_text():
+    # ast.literal_eval raises TypeError for these, which used to escape as a traceback.
+    assert parse_parameters(["X={[1]: 2}", "Y={{1}}"]) == {"X": "{[1]: 2}", "Y": "{{1}}"}
+    assert parse_parameters(["X=nan"]) == {"X": "nan"}  # text, checked against the knob
 
 
 ALLOCATE = """\
