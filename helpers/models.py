@@ -430,6 +430,54 @@ def input_shape_of(model) -> tuple[int, int, int]:
     return (int(resize.height), int(resize.width), int(model.input_shape[-1]))
 
 
+def all_layers(model):
+    """Every layer of ``model``, depth first, the layers of nested models included."""
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from all_layers(layer)
+
+
+def dtype_policies(model) -> set[str]:
+    """The names of the dtype policies the layers of ``model`` (nested ones too) compute
+    under; input layers, which compute nothing, are left out."""
+    return {
+        layer.dtype_policy.name
+        for layer in all_layers(model)
+        if not isinstance(layer, keras.layers.InputLayer)
+    }
+
+
+def with_dtype_policy(model, policy: str):
+    """A copy of ``model`` with every layer under the dtype policy ``policy``, and the
+    same weights.
+
+    Keras saves each layer's policy into a ``.keras`` file, so a backbone pretrained under
+    ``mixed_bfloat16`` loads as a bfloat16 model, and every clone and every classifier
+    built on it computes in bfloat16 on whichever machine loads it. Precision belongs to
+    the machine that trains, not to the model: notebook 07 saves its backbone in float32,
+    and notebook 08 rebuilds what it loads under the policy it chose for its own device.
+    (Notebook 08 crashed TensorFlow in a ``tf_Compute`` thread on an AVX-512 BF16 CPU,
+    3 of 4 smoke runs, only when it fine-tuned such an inherited bfloat16 backbone with
+    frozen BatchNorm; issue 25.) Variables are float32 under every mixed policy, so the
+    weights carry over exactly.
+    """
+
+    def retarget(node):
+        if isinstance(node, dict):
+            if node.get("class_name") in ("DTypePolicy", "FloatDTypePolicy"):
+                return {**node, "config": {**node["config"], "name": policy}}
+            return {key: retarget(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [retarget(value) for value in node]
+        return node
+
+    config = retarget(keras.saving.serialize_keras_object(model))
+    copy = keras.saving.deserialize_keras_object(config)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def count_flops(model, input_shape=None) -> int:
     """Floating-point operations of one forward pass on one image, counted by TensorFlow's
     profiler on the traced graph (a multiply-add counts as 2, as in peak-FLOP figures).

@@ -449,7 +449,10 @@ def save_backbone(backbone, folder: str | os.PathLike, card: dict) -> Path:
     last, so a folder with a card always has its model); the card must have every field
     :data:`CARD_REQUIRED` names."""
     require_fields(card, CARD_REQUIRED, "the card to save", "build it with make_card")
-    return save_with_card(backbone, folder, card, card_markdown(card))
+    # In float32 whatever it trained in (the card's "precision" says that): whoever loads
+    # it computes in the precision of their own machine (models.with_dtype_policy).
+    saved = models.with_dtype_policy(backbone, "float32")
+    return save_with_card(saved, folder, card, card_markdown(card))
 
 
 def read_model_card(folder: str | os.PathLike) -> dict:

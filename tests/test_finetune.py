@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from helpers import finetune as ft
+from helpers import models
 from helpers.catalog import Catalog
 from helpers.quiet import keras
 
@@ -287,3 +288,40 @@ def test_split_tree_with_other_test_classes_is_refused(tmp_path):
             Image.new("RGB", (8, 8), (10, 20, 30)).save(tmp_path / split / c / "x.png")
     with pytest.raises(ft.BackboneError, match=r"differ in classes \['b', 'c'\]"):
         ft.folder_target(tmp_path)
+
+
+def test_a_backbone_saved_in_bfloat16_loads_in_this_machines_precision(tmp_path):
+    """A .keras file keeps each layer's dtype policy: a backbone pretrained and saved under
+    mixed_bfloat16 (notebook 07 on a CPU with AVX-512 BF16, before issue 25) made every
+    classifier built on it compute in bfloat16. It loads in the global policy instead, with
+    the same weights and the same features up to bfloat16 rounding."""
+    backbone = tiny_backbone()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        bf16 = ft.small_resnet((8, 8, 1), (4, 8))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    bf16.set_weights(backbone.model.get_weights())
+    bf16.save(tmp_path / ft.MODEL_FILE)
+    ft.write_card(tmp_path, backbone.card)
+    assert models.dtype_policies(keras.models.load_model(tmp_path / ft.MODEL_FILE)) == {
+        "mixed_bfloat16"
+    }
+
+    loaded = ft.load_backbone(tmp_path)
+    assert models.dtype_policies(loaded.model) == {"float32"}
+    for a, b in zip(loaded.model.get_weights(), backbone.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    x = np.random.default_rng(0).uniform(0, 1, (4, 8, 8, 1)).astype("float32")
+    np.testing.assert_allclose(loaded.model(x), backbone.model(x), rtol=1e-6, atol=1e-6)
+
+
+def test_backbones_are_saved_in_float32(tmp_path):
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        backbone = tiny_backbone()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    ft.save_backbone(backbone, tmp_path)
+    saved = keras.models.load_model(tmp_path / ft.MODEL_FILE)
+    assert models.dtype_policies(saved) == {"float32"}

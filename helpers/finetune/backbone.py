@@ -23,6 +23,7 @@ from helpers.cards import (
     require_fields,
     save_with_card,
 )
+from helpers.models import all_layers, dtype_policies, with_dtype_policy
 from helpers.quiet import keras
 
 IMAGENET_PREPROCESSING = {"MobileNetV2": "symmetric", "EfficientNetV2B0": "raw"}
@@ -90,14 +91,15 @@ def model_input(model: keras.Model) -> dict:
     shape = tuple(model.input_shape)
     size = [shape[1], shape[2]]
     if None in size:
-        resize = next((la for la in _all_layers(model) if la.name == "resize"), None)
+        resize = next((la for la in all_layers(model) if la.name == "resize"), None)
         size = [int(resize.height), int(resize.width)] if resize is not None else None
     return {"input_size": size, "channels": shape[3]}
 
 
 def save_backbone(backbone: Backbone, folder: str | os.PathLike) -> Path:
-    """Write ``backbone.keras`` and its card (``card.md``, ``card.json``) into ``folder``."""
-    return save_with_card(backbone.model, folder, backbone.card)
+    """Write ``backbone.keras`` and its card (``card.md``, ``card.json``) into ``folder``,
+    the model in float32 whatever it trained in (see ``helpers.models.with_dtype_policy``)."""
+    return save_with_card(with_dtype_policy(backbone.model, "float32"), folder, backbone.card)
 
 
 def _keras_models_dir() -> Path:
@@ -177,6 +179,9 @@ def load_backbone(spec, *, expected: dict | None = None, **imagenet_kwargs) -> B
         model_path = folder / MODEL_FILE if path.is_dir() else path
         if model_path.name.endswith(".keras"):
             model = keras.models.load_model(model_path, compile=False)
+            policy = keras.mixed_precision.global_policy().name
+            if dtype_policies(model) != {policy}:  # this machine's precision, not the saver's
+                model = with_dtype_policy(model, policy)
         elif model_path.name.endswith(".h5"):
             arch = card.get("architecture", "")
             if arch != "small_resnet":
@@ -200,10 +205,3 @@ def load_backbone(spec, *, expected: dict | None = None, **imagenet_kwargs) -> B
     if expected:
         check_card(backbone.card, expected)
     return backbone
-
-
-def _all_layers(model):
-    for layer in model.layers:
-        yield layer
-        if isinstance(layer, keras.Model):
-            yield from _all_layers(layer)

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from helpers.cards import PREPROCESSING, BackboneError
-from helpers.finetune.backbone import Backbone, _all_layers, small_resnet
+from helpers.finetune.backbone import Backbone, small_resnet
 from helpers.finetune.data import LETTERS, glyph_images
+from helpers.models import all_layers
 from helpers.quiet import keras
 
 
@@ -126,7 +127,7 @@ def compile_classifier(model: keras.Model, learning_rate, *, jit_compile=False) 
 def bn_moving_stats(model: keras.Model) -> list[np.ndarray]:
     """Every BatchNormalization layer's moving mean and variance (copies), in order."""
     out = []
-    for layer in _all_layers(model):
+    for layer in all_layers(model):
         if isinstance(layer, keras.layers.BatchNormalization):
             out += [
                 keras.ops.convert_to_numpy(v).copy()
@@ -197,7 +198,7 @@ def train_scratch(backbone, x, y, num_classes, recipe: Recipe, seed: int) -> ker
     """
     keras.utils.set_random_seed(seed)
     base = clone_backbone(backbone, weights=False)
-    for layer in _all_layers(base):
+    for layer in all_layers(base):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = min(layer.momentum, 0.9)
     model = build_classifier(
