@@ -26,13 +26,31 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from helpers.cards import (
+    FIELD_TYPES,
+    CardMismatch,
+    check_fields,
+    first_line,
+    positive_ints,
+    read_json,
+)
+
 KINDS = ("float32", "int8")
+# Bytes 4..8 of every .tflite file: the FlatBuffer file identifier of the TFLite schema.
+TFLITE_IDENTIFIER = b"TFL3"
+# MODEL.json's fields and their types: the cards' rules, with the input size's channels.
+METADATA_TYPES = {
+    **FIELD_TYPES,
+    "input_size": positive_ints(3, "[height, width, channels]"),
+    "kind": (lambda v: isinstance(v, str) and v in KINDS, f"one of {list(KINDS)}"),
+}
 
 
 class ExportError(ValueError):
@@ -206,36 +224,128 @@ def _interpreter(path: Path, num_threads: int | None):
     return Interpreter(model_path=str(path), num_threads=num_threads)
 
 
+def _check_file(path: Path) -> None:
+    """Refuse what is no ``.tflite`` file before the runtime reads it: a missing path, a
+    special file (a FIFO would block the read), bytes without the TFLite identifier (the
+    runtime's own message for them names neither the file nor what to do)."""
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise ExportError(
+            f"no file {path} ({exc.strerror or exc}); export one with helpers.export.export_tflite"
+        ) from exc
+    if not stat.S_ISREG(info.st_mode):
+        raise ExportError(f"{path} is not a regular file; give a .tflite file")
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if head[4:8] != TFLITE_IDENTIFIER:
+        raise ExportError(
+            f"{path} is not a TensorFlow Lite model (it lacks the {TFLITE_IDENTIFIER.decode()} "
+            "identifier every .tflite file carries): give a file helpers.export.export_tflite "
+            "wrote"
+        )
+
+
+_METADATA_REMEDY = "export the model again with helpers.export.export_tflite, or remove it"
+
+
+def _read_metadata(path: Path) -> dict:
+    """``MODEL.json`` beside ``path`` ({} when there is none), every field of the type
+    :data:`METADATA_TYPES` gives it, else :class:`ExportError` naming each wrong one."""
+    meta_path = metadata_file(path)
+    if not os.path.lexists(meta_path):
+        return {}
+    what = f"the side-car {meta_path}"
+    try:
+        meta = read_json(meta_path, what, _METADATA_REMEDY)
+        return check_fields(meta, what, types=METADATA_TYPES, remedy=_METADATA_REMEDY)
+    except CardMismatch as exc:
+        raise ExportError(str(exc)) from exc
+
+
 class TFLitePredictor:
     """Run a ``.tflite`` classifier: ``predictor(images) -> probabilities``.
 
     ``images``: a uint8 batch (n, h, w, c) of any size, or a list of (h, w, c) arrays
-    of different sizes (each run on its own). Also answers ``input_shape`` and
-    ``predict_on_batch`` as a Keras model does, so ``helpers.predict`` drives it. The
-    int8 model's softmax is quantized in steps of 1/256; its rows are divided by their
-    sum so they stay distributions (the ranking does not change).
+    of different sizes (each run on its own). Also answers ``input_shape``,
+    ``output_shape`` and ``predict_on_batch`` as a Keras model does, so
+    ``helpers.predict`` drives it. The file, its ``MODEL.json`` (every field's type) and
+    its one image input and one (n, classes) output are checked when it is loaded, each
+    refusal an :class:`ExportError` naming the file. The int8 model's softmax is
+    quantized in steps of 1/256: a row that is a distribution up to that rounding is
+    divided by its sum so it stays one (the ranking does not change); any other row is
+    returned as it came, never made to look like probabilities.
     """
 
     takes_numpy = True  # helpers.predict calls it directly, not inside a tf.function
 
     def __init__(self, path: str | os.PathLike, *, num_threads: int | None = None):
         path = Path(path)
-        if not path.is_file():
-            raise ExportError(f"no file {path}; export one with helpers.export.export_tflite")
-        meta = metadata_file(path)
-        self.meta = json.loads(meta.read_text(encoding="utf-8")) if meta.is_file() else {}
+        _check_file(path)
         self.path = path
-        self.interpreter = _interpreter(path, num_threads or os.cpu_count())
-        self._input = self.interpreter.get_input_details()[0]
-        self._output = self.interpreter.get_output_details()[0]
-        self.channels = int(self._input["shape_signature"][-1])
+        self.meta = _read_metadata(path)
+        try:
+            self.interpreter = _interpreter(path, num_threads or os.cpu_count())
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ExportError(
+                f"{path}: TensorFlow Lite cannot load it ({first_line(exc)}); export it "
+                "again with helpers.export.export_tflite"
+            ) from exc
+        inputs = self.interpreter.get_input_details()
+        outputs = self.interpreter.get_output_details()
+        shapes = [[int(n) for n in d["shape_signature"]] for d in inputs + outputs]
+        if len(inputs) != 1 or len(shapes[0]) != 4 or shapes[0][-1] not in (1, 3):
+            raise ExportError(
+                f"{path} takes inputs of shape {shapes[: len(inputs)]}, not one batch of "
+                "(height, width, 1 or 3) images: give a classifier export_tflite wrote"
+            )
+        if len(outputs) != 1 or len(shapes[1]) != 2:
+            raise ExportError(
+                f"{path} gives outputs of shape {shapes[1:]}, not one probability per class: "
+                "it is no classifier (a feature extractor?); export the fine-tuned classifier"
+            )
+        self._input, self._output = inputs[0], outputs[0]
+        self.channels = int(shapes[0][-1])
+        self.num_classes = int(shapes[1][-1])
+        self.quantized = any(
+            np.issubdtype(t["dtype"], np.integer) and t["quantization"][0]
+            for t in self.interpreter.get_tensor_details()
+        )
+        self._agrees()
         self.class_names = self.meta.get("class_names")
         self.input_size = tuple(self.meta.get("input_size") or ())
         self._shape = None
 
+    def _agrees(self) -> None:
+        """Refuse a ``MODEL.json`` that disagrees with the model: its class names or class
+        count with the outputs, its input size's channels with the input."""
+        names, count = self.meta.get("class_names"), self.meta.get("num_classes")
+        size = self.meta.get("input_size")
+        what = f"the side-car {metadata_file(self.path)}"
+        disagree = []
+        if names is not None and len(names) != self.num_classes:
+            disagree.append(f"{len(names)} class names")
+        if count is not None and count != self.num_classes:
+            disagree.append(f"num_classes {count}")
+        if disagree:
+            raise ExportError(
+                f"{what} says {' and '.join(disagree)}, but {self.path.name} gives "
+                f"{self.num_classes} outputs: {_METADATA_REMEDY}"
+            )
+        if size is not None and size[2] != self.channels:
+            raise ExportError(
+                f"{what} says {size[2]} channel(s), but {self.path.name} takes "
+                f"{self.channels}: {_METADATA_REMEDY}"
+            )
+
     @property
     def input_shape(self) -> tuple:
         return (None, None, None, self.channels)
+
+    @property
+    def output_shape(self) -> tuple:
+        return (None, self.num_classes)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         if batch.ndim != 4 or batch.shape[-1] != self.channels:
@@ -258,7 +368,12 @@ class TFLitePredictor:
         scale, zero = self._output["quantization"]
         if np.issubdtype(self._output["dtype"], np.integer) and scale:
             out = (out - zero) * scale
-        return out / np.clip(out.sum(axis=1, keepdims=True), 1e-12, None)
+        if self.quantized:
+            # Each value may be off by half a 1/256 step: so may the sum, n times over.
+            sums = out.sum(axis=1, keepdims=True)
+            rounding = (np.abs(sums - 1) <= out.shape[1] / 512) & (out.min(1, keepdims=True) >= 0)
+            out = np.where(rounding, out / np.where(rounding, sums, 1), out)
+        return out
 
     def __call__(self, images) -> np.ndarray:
         if isinstance(images, np.ndarray) and images.ndim == 4:

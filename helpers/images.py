@@ -23,6 +23,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import stat
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,8 +63,17 @@ def stored_extension(fmt: str) -> str:
 MAX_BYTES = 50_000_000  # a 50 MB file is not a training image; a bigger one is refused
 MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb threshold (about 89 megapixels)
 MIN_SIDE = 8
-# Pillow modes the pipeline can convert to L or RGB without guessing.
-MODES = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "I;16", "I"}
+# Pillow modes the gate accepts: each has one right way to 8-bit gray or RGB (:func:`pixels`).
+MODES = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "I;16", "I;16B", "I"}
+# Integer modes hold 0..65535 (16 bits; 32-bit "I" is checked to) and are scaled by 1/257.
+_WIDE_MODES = {"I;16", "I;16B", "I"}
+_WIDE_MAX = 65535
+# Modes refused with their own reason: scaling them to 8 bits would be a guess.
+_MODE_REASONS = {
+    "F": "unsupported mode 'F': floating-point pixels do not say their range (0..1? 0..255?), "
+    "so they cannot be scaled to 8 bits without a guess; convert it to 8-bit L or RGB first",
+}
+_LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, as the training pipeline's gray conversion
 _EXIF_ORIENTATION = 0x0112
 
 
@@ -158,7 +168,7 @@ def image_header(path: str | os.PathLike) -> tuple[str, int, int]:
     thumbnail and a 20,000 x 20,000 decompression bomb. Raises :class:`ImageRejected`
     when the bytes are no accepted format or the header is unreadable.
     """
-    with open(path, "rb") as fh:
+    with _open_regular(path) as fh:
         fmt = sniff_format(fh.read(16))
         if fmt is None:
             fh.seek(0)
@@ -182,9 +192,13 @@ def screen_image_file(
     importer and the training pipeline refuse the same files for the same reason.
     """
     try:
-        size = os.stat(path).st_size
+        info = os.stat(path)
     except OSError as exc:
         return f"cannot read: {exc.strerror or exc}"
+    problem = special_file_problem(info.st_mode)
+    if problem:
+        return problem
+    size = info.st_size
     if size > max_bytes:
         return f"file too large: {size:,} bytes > limit {max_bytes:,}"
     try:
@@ -230,8 +244,14 @@ def check_image_bytes(
             if min(width, height) < min_side:
                 raise ImageRejected(f"too small: {width}x{height} (need {min_side} px a side)")
             if im.mode not in MODES:
-                raise ImageRejected(f"unsupported mode {im.mode!r}; convert it to RGB or L first")
+                raise ImageRejected(
+                    _MODE_REASONS.get(
+                        im.mode, f"unsupported mode {im.mode!r}; convert it to RGB or L first"
+                    )
+                )
             im.load()  # a truncated or corrupt file fails here, not at training time
+            if im.mode == "I":
+                _check_wide_range(*im.getextrema())
             exif = im.getexif()
             found = _metadata(data, im, fmt, exif)
             notes: list[str] = []
@@ -449,12 +469,113 @@ def encode_png(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def _check_wide_range(low, high) -> None:
+    """Refuse 32-bit integer pixels outside 0..65535: scaling them by 1/257 would clip."""
+    if low < 0 or high > _WIDE_MAX:
+        raise ImageRejected(
+            f"32-bit integer pixels from {low} to {high}: only 0..{_WIDE_MAX} (16 bits) "
+            "scale to 8 bits without a guess; convert it to 8-bit L or RGB first"
+        )
+
+
+def pixels(image: Image.Image, channels: int) -> np.ndarray:
+    """A decoded image as uint8 (H, W, ``channels``): 1 for gray, 3 for RGB.
+
+    Pillow's ``convert("L")`` clips 16-bit values to 255 (a 16-bit PNG came out 99.5%
+    white in ``predict``) and its ``convert("RGB")`` drops alpha, showing whatever
+    colour transparent pixels hide. So, as the training pipeline
+    (``helpers.pipeline.decode``) does: 16-bit and 32-bit integer values are scaled
+    from 0..65535 by 1/257, alpha is composited over white, and gray is ITU-R 601 luma,
+    rounded; what a model sees when it predicts is what it saw in training. A mode
+    without such a rule is refused with :class:`ImageRejected`, never guessed.
+    """
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 (gray) or 3 (RGB), not {channels}")
+    mode = image.mode
+    if mode not in MODES:
+        raise ImageRejected(
+            _MODE_REASONS.get(mode, f"unsupported mode {mode!r}; convert it to RGB or L first")
+        )
+    alpha = None
+    if mode in _WIDE_MODES:
+        wide = np.asarray(image).astype(np.float64)
+        _check_wide_range(wide.min(), wide.max())
+        color = np.round(wide / (_WIDE_MAX / 255.0))[..., None]
+    else:
+        has_alpha = "A" in image.getbands() or "transparency" in image.info
+        gray = mode in ("1", "L", "LA")
+        target = ("LA" if has_alpha else "L") if gray else ("RGBA" if has_alpha else "RGB")
+        color = np.asarray(image.convert(target), dtype=np.float64)
+        color = color[..., None] if color.ndim == 2 else color
+        if has_alpha:
+            color, alpha = color[..., :-1], color[..., -1:] / 255.0
+    if alpha is not None:
+        color = np.round(color * alpha + 255.0 * (1.0 - alpha))
+    if channels == 1 and color.shape[-1] == 3:
+        color = np.round(color @ np.asarray(_LUMA))[..., None]
+    elif channels == 3 and color.shape[-1] == 1:
+        color = np.repeat(color, 3, axis=-1)
+    return np.clip(color, 0, 255).astype(np.uint8)
+
+
+def decode_pixels(data: bytes, channels: int) -> np.ndarray:
+    """Image bytes that passed :func:`check_image_bytes` as uint8 (H, W, ``channels``),
+    through :func:`pixels`."""
+    with Image.open(io.BytesIO(data)) as image:
+        return pixels(image, channels)
+
+
+# How each kind of file that is not a regular one is named when it is refused.
+_SPECIAL_FILES = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def special_file_problem(mode: int) -> str | None:
+    """Why a file of this ``st_mode`` is no image file, or None for a regular file.
+
+    Decided from ``stat``, before anything opens it: opening a FIFO blocks until some
+    process writes to it (forever, for an ``x.png`` nobody writes), and a device may
+    never end (``/dev/zero``) or wait for input.
+    """
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((name for test, name in _SPECIAL_FILES if test(mode)), "a special file")
+    return f"not a regular file but {kind}; give an image file"
+
+
+def _open_regular(path: str | os.PathLike, max_bytes: int | None = None):
+    """``path`` opened for reading (binary) once ``stat`` says it is a regular file (of
+    at most ``max_bytes``, when given); else :class:`ImageRejected` saying why.
+
+    Opened without blocking and checked again on the open descriptor, so a FIFO put in
+    the file's place between the two steps is refused instead of waited on.
+    """
+    info = os.stat(path)
+    problem = special_file_problem(info.st_mode)
+    if problem:
+        raise ImageRejected(problem)
+    if max_bytes is not None and info.st_size > max_bytes:
+        raise ImageRejected(f"file too large: {info.st_size:,} bytes > limit {max_bytes:,}")
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        problem = special_file_problem(os.fstat(fd).st_mode)
+        if problem:
+            raise ImageRejected(problem)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def read_image_file(path: str | os.PathLike, *, max_bytes: int = MAX_BYTES) -> bytes:
-    """The bytes of an image file, refused by its size on disk before it is read."""
-    size = os.stat(path).st_size
-    if size > max_bytes:
-        raise ImageRejected(f"file too large: {size:,} bytes > limit {max_bytes:,}")
-    with open(path, "rb") as fh:
+    """The bytes of an image file, refused by ``stat`` before it is opened when it is no
+    regular file (:func:`special_file_problem`) or is larger than ``max_bytes``."""
+    with _open_regular(path, max_bytes) as fh:
         return fh.read(max_bytes + 1)
 
 

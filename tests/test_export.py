@@ -164,3 +164,75 @@ def test_helpers_predict_accepts_the_tflite_file(exported, tmp_path):
     assert [Path(r[0]).name for r in rows] == ["0.png", "1.png", "2.png"]
     assert [r[1] for r in rows] == [CLASSES[k] for k in y]
     assert "refused" in out.stderr and "broken.png" in out.stderr
+
+
+# -- a .tflite file or MODEL.json that is not what it claims: refused naming the file ------
+
+
+@pytest.mark.parametrize(
+    ("meta", "reason"),
+    [
+        ("{not json", "is not valid JSON"),
+        ("[]", "must be a JSON object, not a list []"),
+        ('{"class_names": "abc"}', 'class_names must be a list of distinct, non-empty strings'),
+        ('{"class_names": ["a", "b"]}', "says 2 class names, but m.tflite gives 3 outputs"),
+        ('{"input_size": 16}', "input_size must be a list of 3 positive integers"),
+        ('{"input_size": [16, 16, 1]}', "says 1 channel(s), but m.tflite takes 3"),
+        ('{"num_classes": "3"}', 'num_classes must be a positive integer, not a string "3"'),
+        ('{"kind": "float16"}', "kind must be one of ['float32', 'int8']"),
+    ],
+    ids=[
+        "malformed", "a list", "names a string", "too few names", "size a number",
+        "other channels", "count a string", "unknown kind",
+    ],
+)  # fmt: skip
+def test_a_model_json_that_is_not_what_it_claims_is_refused(exported, tmp_path, meta, reason):
+    _, paths, _ = exported
+    (tmp_path / "m.tflite").write_bytes(paths["float32"].read_bytes())
+    (tmp_path / "m.json").write_text(meta)
+    with pytest.raises(ex.ExportError) as err:
+        ex.load_predictor(tmp_path / "m.tflite")
+    assert reason in str(err.value) and "m.json" in str(err.value), str(err.value)
+
+
+def test_helpers_predict_refuses_a_bad_model_json_in_one_line(exported, tmp_path):
+    _, paths, _ = exported
+    (tmp_path / "m.tflite").write_bytes(paths["float32"].read_bytes())
+    (tmp_path / "m.json").write_text('{"class_names": "abc", "input_size": 16}')
+    Image.fromarray(_images(1, 7)[0][0]).save(tmp_path / "a.png")
+    out = subprocess.run(
+        [sys.executable, "-m", "helpers", "predict", str(tmp_path / "m.tflite"),
+         str(tmp_path / "a.png")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and out.stdout == "" and len(lines) == 1, out.stderr
+    assert str(tmp_path / "m.json") in lines[0] and "class_names" in lines[0]
+    assert "input_size" in lines[0]  # every wrong field, in the one line
+
+
+def test_a_tflite_feature_extractor_is_not_made_to_look_like_probabilities(tmp_path):
+    from helpers.predict import ModelUnusable, predict_files
+
+    inputs = keras.Input((None, None, 3))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Resizing(8, 8)(inputs))
+    features = keras.layers.Dense(5, activation="relu", bias_initializer="ones")(x)
+    path = ex.export_tflite(keras.Model(inputs, features), tmp_path / "features.tflite")
+    predictor = ex.load_predictor(path)
+    x, _ = _images(2, 8)
+    assert (predictor(x).sum(axis=1) >= 5).all()  # returned as computed, not divided by its sum
+    Image.fromarray(x[0]).save(tmp_path / "a.png")
+    with pytest.raises(ModelUnusable, match="not class probabilities"):
+        predict_files(predictor, [tmp_path / "a.png"], source=str(path))
+
+
+def test_a_file_that_is_no_tflite_model_is_refused_naming_it(tmp_path):
+    (tmp_path / "text.tflite").write_text("just some text\n")
+    with pytest.raises(ex.ExportError, match="text.tflite is not a TensorFlow Lite model"):
+        ex.load_predictor(tmp_path / "text.tflite")
+    (tmp_path / "garbage.tflite").write_bytes(b"\x00" * 4 + b"TFL3" + b"\xff" * 512)
+    with pytest.raises(ex.ExportError, match="garbage.tflite: TensorFlow Lite cannot load it"):
+        ex.load_predictor(tmp_path / "garbage.tflite")
+    (tmp_path / "folder.tflite").mkdir()
+    with pytest.raises(ex.ExportError, match="not a regular file"):
+        ex.load_predictor(tmp_path / "folder.tflite")
