@@ -2,6 +2,7 @@
 checkpoints and resuming, metrics for the runner, the learning-rate finder."""
 
 import json
+import re
 import warnings
 
 import numpy as np
@@ -157,12 +158,45 @@ def test_plan_epochs_fits_the_whole_schedule_in_the_budget():
 def test_a_time_budget_chooses_the_epochs_and_epochs_win_when_given(tmp_path, capsys):
     x, y = _arrays(64)
     train = pl.from_arrays(x, y, batch_size=16, normalize="none")
-    result = T.fit(_tiny(), train, epochs=None, time_budget_min=0.05, verbose=1)
+    val = pl.from_arrays(*_arrays(32, seed=1), batch_size=32, shuffle=False, normalize="none")
+    model = _tiny()
+    result = T.fit(model, train, val, epochs=None, time_budget_min=0.1, out_dir=tmp_path / "run",
+                   verbose=1)  # fmt: skip
     out = capsys.readouterr().out
-    assert "s/step" in out and f"{result.epochs} epochs fit in 0.05 minutes" in out
-    assert len(result.history["loss"]) == result.epochs >= 1
+    assert "s/step before training (train_on_batch)" in out and "in epoch 1 of fit" in out
+    planned = int(re.search(r"(\d+) epochs, [\d.]+ of 0.1 minutes", out)[1])
+    assert len(result.history["loss"]) == len(result.history["val_accuracy"]) == result.epochs
+    log = (tmp_path / "run" / "log.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in log[1:]] == [str(e) for e in range(result.epochs)]
+    assert json.loads((tmp_path / "run" / "plan.json").read_text())["epochs"] == result.epochs
+    # Epoch 1 and the rest are one run: one history, one log, and one schedule whose decay
+    # reaches zero at the last step. On a machine busy enough to slow down after the plan,
+    # the run stops early instead, and says so.
+    if result.epochs == planned:
+        assert float(model.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-7)
+    else:
+        assert f"stopped after {result.epochs}" in result.plan
     result = T.fit(_tiny(), train, epochs=2, time_budget_min=0.05, verbose=0)
     assert result.epochs == 2 and "as given" in result.plan
+
+
+def test_a_budgeted_run_stops_early_when_the_machine_slows_down(monkeypatch):
+    """After the plan, every epoch suddenly takes 30 s more (the clock is moved, not
+    waited for): the run stops inside its one-minute budget instead of finishing late."""
+    x, y = _arrays(64)
+    train = pl.from_arrays(x, y, batch_size=16, normalize="none")
+    shift = {"seconds": 0.0}
+    real = T.time.perf_counter
+    monkeypatch.setattr(T.time, "perf_counter", lambda: real() + shift["seconds"])
+
+    class Slower(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch >= 1:
+                shift["seconds"] += 30.0
+
+    result = T.fit(_tiny(), train, time_budget_min=1.0, callbacks=[Slower()], verbose=0)
+    assert len(result.history["loss"]) == result.epochs == 2
+    assert "stopped after 2 to end inside the budget" in result.plan
 
 
 def test_fit_keeps_the_best_model_a_log_and_records_for_the_runner(tmp_path, monkeypatch):
