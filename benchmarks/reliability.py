@@ -13,7 +13,15 @@ so that its peak memory (``ru_maxrss``) is its own:
   13 GB);
 - screen: the header check per file, at listing time in Python against inside the
   graph through ``tf.numpy_function`` (the choice ``helpers.pipeline.sources.screen``
-  made).
+  made);
+- worker_help: seconds for ``python -m helpers pretrain-worker --help`` (before issue 28
+  it loaded TensorFlow first);
+- worker_no_peer: seconds until worker 0 of a two-worker ``TF_CONFIG`` whose worker 1
+  never starts exits, with ``--timeout 10`` (and ``--startup-timeout 2`` where the
+  checkout has it), capped at ``--cap`` seconds;
+- worker_sigterm: the same worker with its default deadline, SIGTERM once it has said
+  whom it waits for (or after 20 s, if it says nothing): seconds from the signal to its
+  exit, capped at ``--cap`` seconds.
 
 Run: ``python benchmarks/reliability.py [--root PATH] [--skip bomb,screen]``;
 ``--root`` points at another checkout (an older commit, for a before/after
@@ -27,7 +35,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import select
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -244,6 +254,78 @@ def screen() -> list[str]:
     ]
 
 
+def _lonely_worker(root: Path, tmp: str, *extra: str) -> subprocess.Popen:
+    """Worker 0 of two, whose worker 1 is never started (both ports free right now)."""
+    sockets = [socket.socket() for _ in range(2)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    config = {
+        "cluster": {"worker": [f"127.0.0.1:{port}" for port in ports]},
+        "task": {"type": "worker", "index": 0},
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "helpers", "pretrain-worker", "--backup-dir", tmp, *extra],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root), "TF_CONFIG": json.dumps(config)},
+    )
+
+
+def _ended(proc: subprocess.Popen, start: float, cap: float) -> str:
+    try:
+        proc.wait(timeout=cap)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return f"still running after {cap:.0f} s (killed)"
+    last = (proc.stderr.read().strip().splitlines() or [""])[-1]
+    return f"{time.monotonic() - start:.1f} s, exit {proc.returncode}: {last[:160]}"
+
+
+def worker_help(root: Path) -> str:
+    start = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "helpers", "pretrain-worker", "--help"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    return f"{time.monotonic() - start:.1f} s, exit {done.returncode}"
+
+
+def worker_no_peer(root: Path, cap: float) -> str:
+    help_text = subprocess.run(
+        [sys.executable, "-m", "helpers", "pretrain-worker", "--help"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    ).stdout
+    deadline = ["--startup-timeout", "2"] if "--startup-timeout" in help_text else []
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.monotonic()
+        proc = _lonely_worker(root, tmp, "--timeout", "10", *deadline)
+        return _ended(proc, start, cap) + (" (--startup-timeout 2)" if deadline else "")
+
+
+def worker_sigterm(root: Path, cap: float) -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = _lonely_worker(root, tmp)
+        said = select.select([proc.stdout], [], [], 20)[0]
+        proc.send_signal(signal.SIGTERM)
+        start = time.monotonic()
+        when = "once it said whom it waits for" if said else "after 20 s of silence"
+        return f"{_ended(proc, start, cap)} (SIGTERM {when})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=HERE)
@@ -256,6 +338,9 @@ def main() -> None:
         "trickle": lambda: trickle(root, args.cap),
         "sigint": lambda: sigint(root),
         "big_file": lambda: big_file(root),
+        "worker_help": lambda: worker_help(root),
+        "worker_no_peer": lambda: worker_no_peer(root, args.cap),
+        "worker_sigterm": lambda: worker_sigterm(root, args.cap),
     }
     if root == HERE:
         steps["bomb"] = lambda: bomb(root)

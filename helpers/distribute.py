@@ -43,6 +43,20 @@ Also on purpose:
 - Sharded input: TFRecord shards (``helpers.pipeline.export_tfrecords``) read with
   ``AutoShardPolicy.FILE``: each worker reads only its own shard files. Give at least
   as many shards as workers (better, a multiple).
+- Starting a worker (:func:`start_worker`, behind ``python -m helpers pretrain-worker``).
+  ``MultiWorkerMirroredStrategy`` blocks in C++ until every task in ``TF_CONFIG`` has
+  joined, holding the GIL (no Python thread or signal handler runs), and from then on
+  TensorFlow's preemption notifier catches SIGTERM: measured, a worker whose peer never
+  started printed nothing, waited past 700 s and only SIGKILL ended it, and a taken port
+  surfaced as "Could not start gRPC server", with no port. So a worker first binds its
+  own port and keeps it listening (the bind is the check that it is free; the listening
+  socket tells its peers it is up), then waits in Python until every peer accepts a TCP
+  connection, at most ``startup_timeout`` seconds, SIGTERM and SIGINT ending the wait
+  with one line that says what it waited for; only then does it load TensorFlow and
+  join, which takes a moment once the peers are up. Should a peer vanish during the
+  join, an alarm (SIGALRM) of the same length ends the process; afterwards SIGTERM
+  works again. That is why this module imports TensorFlow inside the functions that
+  use it: the start costs no TensorFlow import (7-8 s) before the checks.
 """
 
 from __future__ import annotations
@@ -50,7 +64,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,15 +74,29 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers import pipeline as pl
-from helpers.quiet import keras, tf
-
 TF_CONFIG_ENV = "TF_CONFIG"
 TASK_TYPES = ("chief", "worker")
 
 
 class DistributeError(ValueError):
     """A cluster or run that cannot work as configured; the message says what to fix."""
+
+
+class PortInUse(DistributeError):
+    """This task cannot listen on its own port from ``TF_CONFIG``."""
+
+
+class PeersMissing(DistributeError):
+    """A peer in ``TF_CONFIG`` did not answer within the startup deadline."""
+
+
+class WorkerStopped(Exception):
+    """SIGTERM or SIGINT ended a worker while it started; the message says what it was
+    doing, ``signum`` which signal came."""
+
+    def __init__(self, signum: int, message: str):
+        super().__init__(message)
+        self.signum = signum
 
 
 # --- the cluster -----------------------------------------------------------------------------
@@ -98,6 +128,29 @@ class Cluster:
             return self.task_type == "chief"
         return self.task_index == 0
 
+    @property
+    def name(self) -> str:
+        """This task as the messages name it: ``worker 1``, ``chief 0``."""
+        return f"{self.task_type} {self.task_index}"
+
+    @property
+    def address(self) -> str:
+        return self.tasks[self.task_type][self.task_index]
+
+    def peers(self) -> dict[str, str]:
+        """Every other task, by name: ``{"worker 1": "host:port", ...}``."""
+        return {
+            f"{kind} {i}": address
+            for kind in TASK_TYPES
+            for i, address in enumerate(self.tasks.get(kind, []))
+            if (kind, i) != (self.task_type, self.task_index)
+        }
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
 
 def read_tf_config(raw: str | None = None) -> Cluster | None:
     """The cluster in ``TF_CONFIG`` (or ``raw``), checked; None when it is unset or empty.
@@ -126,10 +179,11 @@ def read_tf_config(raw: str | None = None) -> Cluster | None:
         )
     for kind, addresses in cluster.items():
         if not isinstance(addresses, list) or not all(
-            isinstance(a, str) and ":" in a for a in addresses
+            isinstance(a, str) and a.rpartition(":")[2].isdigit() for a in addresses
         ):
             raise DistributeError(
-                f"cluster[{kind!r}] must be a list of 'host:port', not {addresses!r}"
+                f"cluster[{kind!r}] must be a list of 'host:port' (the port a number), "
+                f"not {addresses!r}"
             )
     kind, index = task.get("type"), task.get("index")
     if kind not in cluster or not isinstance(index, int) or not 0 <= index < len(cluster[kind]):
@@ -162,6 +216,125 @@ def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
             s.close()
 
 
+def _port_message(cluster: Cluster, reason: str) -> str:
+    port = _host_port(cluster.address)[1]
+    return (
+        f"{cluster.name} cannot listen on port {port}, its address {cluster.address} in "
+        f"{TF_CONFIG_ENV} ({reason}): stop the process that holds it "
+        f"(`ss -ltnp 'sport = :{port}'` names it; a worker of an earlier run?) or give this "
+        f"task a free port in {TF_CONFIG_ENV}, the same on every machine"
+    )
+
+
+class _HeldPort:
+    """This task's port, bound and listening until TensorFlow's server takes it over.
+
+    Binding is the check that the port is free, before TensorFlow starts; listening is
+    how the peers see that this worker is up. A thread accepts and drops their probes,
+    so the queue of connections never fills however long they wait.
+    """
+
+    def __init__(self, cluster: Cluster):
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:  # every interface, as TensorFlow's server binds
+            self.socket.bind(("", _host_port(cluster.address)[1]))
+            self.socket.listen(socket.SOMAXCONN)
+        except OSError as exc:
+            self.socket.close()
+            raise PortInUse(_port_message(cluster, exc.strerror or str(exc))) from exc
+        self.socket.settimeout(0.2)
+        self.open = True
+        self.thread = threading.Thread(target=self._drop_probes, daemon=True)
+        self.thread.start()
+
+    def _drop_probes(self) -> None:
+        while self.open:
+            try:
+                self.socket.accept()[0].close()
+            except OSError:  # the 0.2 s timeout: look at self.open again
+                continue
+
+    def close(self) -> None:
+        self.open = False
+        self.thread.join()
+        self.socket.close()
+
+
+def _unanswered(peers: dict[str, str]) -> dict[str, str]:
+    """The peers that refuse a TCP connection now, each with the reason."""
+    reasons = {}
+    for name, address in peers.items():
+        try:
+            socket.create_connection(_host_port(address), timeout=1.0).close()
+        except OSError as exc:
+            reasons[name] = (exc.strerror or str(exc) or type(exc).__name__).lower()
+    return reasons
+
+
+def start_worker(
+    startup_timeout: float = 300.0, *, collective_timeout: float | None = None, say=print
+):
+    """``(strategy, cluster)`` for one process of a multi-worker run, started so that it
+    never waits for ever (see the module docstring); call it from the main thread.
+
+    Raises :class:`PortInUse` when this task's port is taken, :class:`PeersMissing`
+    naming the peers that did not answer within ``startup_timeout`` seconds, and
+    :class:`WorkerStopped` on SIGTERM or SIGINT while it waits. ``say`` prints what it
+    waits for. Without a ``TF_CONFIG`` of several tasks it is :func:`make_strategy`.
+    """
+    cluster = read_tf_config()
+    if cluster is None or cluster.num_workers < 2:
+        return make_strategy("auto", timeout_seconds=collective_timeout)
+    me = f"{cluster.name} of {cluster.num_workers}"
+    peers = cluster.peers()
+    doing = f"taking its port {cluster.address}"
+
+    def stop(signum, frame):
+        name = signal.Signals(signum).name
+        raise WorkerStopped(signum, f"{me}: stopped by {name} while {doing}")
+
+    handlers = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        held = _HeldPort(cluster)
+        try:
+            listed = ", ".join(f"{name} at {address}" for name, address in peers.items())
+            say(f"{me}: waiting up to {startup_timeout:g} s for {listed} ({TF_CONFIG_ENV})")
+            doing = f"waiting for {listed}"
+            end = time.monotonic() + startup_timeout
+            missing = _unanswered(peers)
+            while missing:
+                doing = "waiting for " + ", ".join(
+                    f"{name} at {peers[name]} ({why})" for name, why in missing.items()
+                )
+                if time.monotonic() >= end:
+                    raise PeersMissing(
+                        f"{me}: no answer within {startup_timeout:g} s from "
+                        f"{doing.removeprefix('waiting for ')}: start it with the same "
+                        f"command and its own {TF_CONFIG_ENV}, check the address is right "
+                        "and reachable from here, or wait longer (--startup-timeout)"
+                    )
+                time.sleep(0.5)
+                missing = _unanswered({name: peers[name] for name in missing})
+            doing = "loading TensorFlow (every peer had answered)"
+            say(f"{me}: every peer answered; loading TensorFlow and joining the cluster")
+            from helpers.quiet import tf  # noqa: F401 - loaded here, where a signal is answered
+        finally:
+            held.close()
+        doing = "joining the cluster"
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # the join holds the GIL: no handler runs
+        alarm = signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        signal.alarm(max(1, math.ceil(startup_timeout)))
+        try:
+            return make_strategy("multiworker", timeout_seconds=collective_timeout)
+        finally:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, alarm)
+    finally:  # SIGTERM too: TensorFlow's preemption notifier would swallow it
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+
+
 def make_strategy(kind: str = "auto", *, timeout_seconds: float | None = None):
     """``(strategy, cluster)``; see the module docstring for what ``"auto"`` picks.
 
@@ -169,8 +342,11 @@ def make_strategy(kind: str = "auto", *, timeout_seconds: float | None = None):
     first in the process, before any other TensorFlow work: MultiWorkerMirroredStrategy
     configures the runtime's collectives and fails once tensors exist.
     ``timeout_seconds`` bounds each collective, so a worker whose peer died raises
-    instead of waiting for ever.
+    instead of waiting for ever. It does not bound the start, where the strategy waits
+    for every peer: :func:`start_worker` does.
     """
+    from helpers.quiet import tf
+
     cluster = read_tf_config()
     if kind == "auto":
         gpus = tf.config.list_physical_devices("GPU")
@@ -187,7 +363,12 @@ def make_strategy(kind: str = "auto", *, timeout_seconds: float | None = None):
                 "on several machines"
             )
         options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=timeout_seconds)
-        strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+        try:
+            strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+        except tf.errors.UnknownError as exc:  # names no port: "Could not start gRPC server"
+            if "gRPC server" not in str(exc):
+                raise
+            raise PortInUse(_port_message(cluster, str(exc))) from exc
     elif kind == "mirrored":
         strategy = tf.distribute.MirroredStrategy()
     elif kind == "default":
@@ -229,7 +410,9 @@ def global_batch_size(per_worker: int, strategy) -> int:
 # --- input -----------------------------------------------------------------------------------
 
 
-def _options(policy) -> tf.data.Options:
+def _options(policy):
+    from helpers.quiet import tf
+
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = policy
     options.deterministic = True
@@ -240,6 +423,8 @@ def array_epochs(x: np.ndarray, y: np.ndarray, global_batch: int, *, seed: int =
     """``epoch -> dataset`` of global batches of ``(uint8 images, int labels)``, shuffled
     with ``seed + epoch``; every worker holds the arrays and keeps its share of each batch
     (``AutoShardPolicy.DATA``). Returns ``(function, steps per epoch)``."""
+    from helpers.quiet import tf
+
     steps = len(y) // global_batch
     if steps < 1:
         raise DistributeError(f"{len(y)} images do not fill one global batch of {global_batch}")
@@ -271,6 +456,9 @@ def tfrecord_epochs(
     out before the others (a worker that stops early leaves the rest waiting in a
     collective); the dataset repeats, and the loop takes exactly that many steps.
     """
+    from helpers import pipeline as pl
+    from helpers.quiet import tf
+
     manifest = pl.read_manifest(folder)
     shards = manifest["shards"]
     if len(shards) < workers:
@@ -365,6 +553,8 @@ class Trainer:
         save_every: int | None = None,
         keep: int = 3,
     ):
+        from helpers.quiet import keras, tf
+
         self.strategy = strategy or tf.distribute.get_strategy()
         self.global_batch, self.num_classes = int(global_batch), int(num_classes)
         self.total_steps, self.label_smoothing = int(total_steps), float(label_smoothing)
@@ -398,6 +588,8 @@ class Trainer:
     # The step -----------------------------------------------------------------------------
 
     def _grads(self, x, y):
+        from helpers.quiet import keras, tf
+
         with tf.GradientTape() as tape:
             probs = self.model(x, training=True)
             target = tf.one_hot(y, self.num_classes)
@@ -415,6 +607,8 @@ class Trainer:
         return loss, correct, grads
 
     def _build_step(self):
+        from helpers.quiet import tf
+
         grads = tf.function(self._grads, jit_compile=self.jit_compile)
 
         def replica(x, y):
@@ -445,6 +639,8 @@ class Trainer:
         """
         if self.strategy.num_replicas_in_sync == 1:
             return
+        from helpers.quiet import tf
+
         variables = [v for v in self.model.non_trainable_weights if "float" in str(v.dtype)]
 
         @tf.function
@@ -465,6 +661,8 @@ class Trainer:
 
     def _agreed_step(self) -> int:
         """The newest checkpointed step every worker holds (0 when any has none)."""
+        from helpers.quiet import tf
+
         mine = 0
         if self.manager is not None:
             mine = max((int(p.rsplit("-", 1)[-1]) for p in self.manager.checkpoints), default=0)

@@ -17,13 +17,12 @@ backbone). What it adds:
   (``check_card``) by :mod:`helpers.cards`, the one format notebook 08 reads too. The
   backbone takes raw 0..255 pixels and resizes and scales them itself, so its
   ``preprocessing`` is ``"raw"``; ``preprocessing_inside`` says what it does to them;
-- :func:`worker_main`, behind ``python -m helpers pretrain-worker``: one process of a
+- :func:`run_worker`, behind ``python -m helpers pretrain-worker``: one process of a
   multi-machine run, configured by ``TF_CONFIG``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -477,53 +476,17 @@ def _tfrecord_arrays(folder, size) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def _worker_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m helpers pretrain-worker",
-        description=(
-            "One process of a multi-worker pretraining run. Start one per machine (or per "
-            "process on one), each with its own TF_CONFIG; the chief (worker 0) writes the "
-            "backbone and its card. Restart every worker with the same arguments after a "
-            "failure: each resumes from its folder under --backup-dir."
-        ),
-    )
-    p.add_argument("--backup-dir", required=True, help="checkpoints, one sub-folder per worker")
-    p.add_argument("--out", help="where the chief writes backbone.keras and its card")
-    p.add_argument("--tfrecords", help="a helpers.pipeline.export_tfrecords folder (sharded)")
-    p.add_argument("--test-tfrecords", help="with --tfrecords and --out: the test split's export")
-    p.add_argument("--images", type=int, default=4000, help="generated images without --tfrecords")
-    p.add_argument("--classes", type=int, default=16, help="generated classes")
-    p.add_argument("--image-size", type=int, default=32)
-    p.add_argument("--width", type=int, default=16)
-    p.add_argument("--depth", type=int, nargs="+", default=[1, 1, 1])
-    p.add_argument("--per-worker-batch", type=int, default=64)
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--steps", type=int, help="total steps (default: epochs x steps per epoch)")
-    p.add_argument("--learning-rate", type=float, default=0.1)
-    p.add_argument("--save-every", type=int, default=10, help="steps between backups")
-    p.add_argument("--precision", default="auto", help="auto (helpers.devices), float32, ...")
-    p.add_argument("--no-jit", action="store_true", help="no XLA (jit_compile=False)")
-    p.add_argument("--no-augment", action="store_true")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--timeout", type=float, default=None, help="seconds per collective")
-    p.add_argument(
-        "--report-dir", help="write worker-<i>.json (losses, resume point) and .npz (weights) here"
-    )
-    return p
+def run_worker(args, strategy, cluster: dist.Cluster | None) -> int:
+    """The training of ``python -m helpers pretrain-worker``, once ``strategy`` exists.
 
-
-def worker_main(argv: list[str] | None = None) -> int:
-    """``python -m helpers pretrain-worker``: see :func:`_worker_parser`."""
-    parser = _worker_parser()
-    args = parser.parse_args(argv)
-    if args.out and args.tfrecords and not args.test_tfrecords:
-        parser.error(
-            "--out with --tfrecords needs --test-tfrecords: the card records test accuracy"
-        )
-    started = time.perf_counter()
-    strategy, cluster = dist.make_strategy("auto", timeout_seconds=args.timeout)  # first
+    ``helpers.__main__`` holds the arguments (``args``) and checks them, and
+    :func:`helpers.distribute.start_worker` makes ``strategy`` once every peer answers:
+    both before any TensorFlow work, so that a refused request or a missing peer costs no
+    TensorFlow import and a worker that waits can still be stopped.
+    """
     from helpers.devices import choose_precision
 
+    started = time.perf_counter()
     if args.precision == "auto":
         precision, _ = choose_precision()
     else:
@@ -576,7 +539,7 @@ def worker_main(argv: list[str] | None = None) -> int:
     log = trainer.fit(
         epoch_data,
         steps_per_epoch,
-        on_step=lambda s, loss: print(f"step {s} loss {loss:.4f}", flush=True),
+        on_step=lambda s, loss: print(f"step {s} loss {loss!r}", flush=True),
     )
     result = {
         "worker": me,

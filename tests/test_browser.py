@@ -47,7 +47,7 @@ ARTIFACTS = ROOT / "test-artifacts" / "browser"
 ANNOTATOR = "browser-tester"  # the name annotate.ipynb labels under
 OBJECT_COLOUR = (230, 180, 40)  # the flat rectangle in each generated scene
 ACTIVE = re.compile(r"\bmod-active\b")  # a pressed ToggleButton
-WAIT_MS = 20_000  # one click's round trip to the kernel and back, on a busy 2-core box
+WAIT_MS = 60_000  # a hang guard for one click's round trip, even on a loaded 2-core box
 
 
 def unavailable(reason: str):

@@ -1,16 +1,23 @@
-"""Two real worker processes under MultiWorkerMirroredStrategy on 127.0.0.1.
+"""Real worker processes under MultiWorkerMirroredStrategy on 127.0.0.1.
 
-Each test starts ``python -m helpers pretrain-worker`` twice with its own ``TF_CONFIG``
-(free ports), trains a tiny ResNet for a few steps and reads the reports the workers
-write. Every wait is bounded: a worker still running at the deadline is killed and the
-test fails with its log.
+The training tests start ``python -m helpers pretrain-worker`` twice with its own
+``TF_CONFIG`` (free ports), train a tiny ResNet for a few steps and read the reports the
+workers write. The start-up tests run one worker whose peer never comes, or whose port
+is taken, and check what it says and its exit status; they end before TensorFlow loads.
+Every wait is bounded: a worker still running at the deadline is killed and the test
+fails with its log. The bounds are hang guards, not speed claims (those are
+``benchmarks/reliability.py``'s figures).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import select
 import signal
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -20,6 +27,8 @@ import pytest
 from helpers import distribute as dist
 
 DEADLINE_S = 150  # per launch; a healthy launch takes about 20 s on 2 cores
+HANG_S = 60  # a start-up refusal takes a few seconds; this only turns a hang into a failure
+ROOT = Path(__file__).resolve().parent.parent
 TINY = [
     "--image-size", "16", "--width", "8", "--depth", "1", "1", "--classes", "16",
     "--precision", "float32", "--no-augment", "--timeout", "30", "--learning-rate", "0.05",
@@ -118,4 +127,79 @@ def test_a_killed_worker_resumes_from_its_backup(tmp_path):
     resumed = r0["resumed_from"] + 1  # the first step after the backup, run twice
     assert r0["resumed_from"] <= max(seen)  # a backup of a step that ran
     if resumed in seen:  # killed after it ran once more: same weights and batch, same loss
-        assert r0["losses"][0] == pytest.approx(seen[resumed], abs=1e-5)
+        assert r0["losses"][0] == pytest.approx(seen[resumed], abs=1e-5)  # logged with repr
+
+
+# -- starting: a peer that never comes, a signal while waiting, a taken port ---------------
+
+
+def _lonely_worker(tmp: Path, *extra: str) -> tuple[subprocess.Popen, list[str]]:
+    """Worker 0 of a two-worker TF_CONFIG whose worker 1 is never started."""
+    workers = [f"127.0.0.1:{p}" for p in dist.free_ports(2)]
+    env = dict(os.environ, TF_CONFIG=dist.tf_config(workers, 0))
+    command = [sys.executable, "-m", "helpers", "pretrain-worker"]
+    child = subprocess.Popen(
+        [*command, "--backup-dir", str(tmp / "backup"), *TINY, *extra],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return child, workers
+
+
+def _finish(child: subprocess.Popen) -> tuple[str, str]:
+    try:
+        return child.communicate(timeout=HANG_S)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        out, err = child.communicate()
+        pytest.fail(f"the worker was still running after {HANG_S} s:\n{out}\n{err}")
+
+
+def test_a_worker_whose_peer_never_starts_exits_naming_it(tmp_path):
+    child, workers = _lonely_worker(tmp_path, "--startup-timeout", "1")
+    out, err = _finish(child)
+    assert child.returncode == 1, err
+    assert f"waiting up to 1 s for worker 1 at {workers[1]}" in out
+    (line,) = err.strip().splitlines()  # one line, no traceback
+    assert f"no answer within 1 s from worker 1 at {workers[1]}" in line
+    assert "--startup-timeout" in line
+    assert "loading TensorFlow" not in out
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_while_waiting_ends_the_worker_with_one_line(tmp_path, signum, status):
+    child, workers = _lonely_worker(tmp_path)  # the default deadline: minutes
+    ready, _, _ = select.select([child.stdout], [], [], HANG_S)
+    if not ready:
+        child.kill()
+        pytest.fail(f"the worker said nothing in {HANG_S} s")
+    assert "waiting up to 300 s" in child.stdout.readline()
+    child.send_signal(signum)
+    _, err = _finish(child)
+    assert child.returncode == status
+    (line,) = err.strip().splitlines()
+    name = signal.Signals(signum).name
+    assert f"stopped by {name} while waiting for worker 1 at {workers[1]}" in line
+
+
+def test_a_taken_port_is_named_before_tensorflow_starts(tmp_path):
+    workers = [f"127.0.0.1:{p}" for p in dist.free_ports(2)]
+    port = int(workers[0].rsplit(":", 1)[1])
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        done = subprocess.run(
+            [sys.executable, "-m", "helpers", "pretrain-worker", "--backup-dir", str(tmp_path)],
+            cwd=ROOT,
+            env=dict(os.environ, TF_CONFIG=dist.tf_config(workers, 0)),
+            capture_output=True,
+            text=True,
+            timeout=HANG_S,
+        )
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert f"cannot listen on port {port}" in line and "in use" in line
+    assert "TF_CONFIG" in line and "waiting" not in done.stdout
