@@ -15,9 +15,11 @@ pipeline -> models/train -> finetune -> results):
   decompression-bomb limits, decoded once, EXIF orientation applied, metadata
   stripped) and the one reader of class-per-folder trees.
 - ``catalog``: the SQLite store of images, labels, boxes and splits; all SQL lives here.
-- ``acquire/``: bringing images in: ``datasets`` (arrays by name), ``synthetic``
-  (generated scenes), ``folders`` (folders and CSV into the catalog), ``download`` (web
-  downloads), ``image_api_server`` (a local image-search API for offline runs).
+- ``acquire/``: bringing images in: ``datasets`` (arrays by name), ``photos`` (the real
+  CIFAR-10 photos that ship with the course, split into source and target classes),
+  ``synthetic`` (generated scenes), ``folders`` (folders and CSV into the catalog),
+  ``download`` (web downloads), ``image_api_server`` (a local image-search API for
+  offline runs).
 - ``labeling/``: ``widgets`` (class and box annotators), ``display`` (images for the
   browser), ``suggest`` (model suggestions), ``simulate`` (a scripted annotator).
 - ``quality``, ``splitting``, ``formats``: clean the labels, split without leaks,
