@@ -20,6 +20,10 @@ and activations become int8, the input is uint8 pixels (its scale comes out as 1
 its zero point 0: the raw pixels themselves) and the output stays float32
 probabilities. Beside each ``MODEL.tflite`` a ``MODEL.json`` holds the class names and
 the input size, for ``python -m helpers predict MODEL.tflite IMAGES...``.
+
+Which model ships is decided by :func:`load_finetuned`: notebook 08's fine-tuned model
+when its folder holds one for the classes of the data at hand, else none, with the
+reason, so that notebook 09 trains its own and says so.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from helpers.cards import (
+    CARD_JSON,
     FIELD_TYPES,
     CardMismatch,
     check_fields,
@@ -41,6 +46,7 @@ from helpers.cards import (
     positive_ints,
     read_json,
 )
+from helpers.predict import ModelUnusable, check_model, load_model, read_class_names
 
 KINDS = ("float32", "int8")
 # Bytes 4..8 of every .tflite file: the FlatBuffer file identifier of the TFLite schema.
@@ -55,6 +61,55 @@ METADATA_TYPES = {
 
 class ExportError(ValueError):
     """A model or file that cannot be exported or loaded as given; says what to do."""
+
+
+FINETUNED_MODEL = "model.keras"  # the file helpers.finetune.save_finetuned writes
+
+
+def load_finetuned(folder: str | os.PathLike, class_names) -> tuple[object | None, str]:
+    """Notebook 08's fine-tuned model in ``folder`` (``data_dir("08_finetune", "model")``)
+    and a line saying where it came from, when it classifies exactly ``class_names``
+    (same names, same order); else ``(None, why)``: no model there (08 has not run), or
+    one fine-tuned on other classes, which is refused rather than shipped with the
+    wrong names. Its classes side-car and its card must agree with each other and with
+    the model's outputs; a folder where they do not (a half-copied or hand-edited
+    model) is an :class:`ExportError` that says to run notebook 08 again.
+    """
+    folder = Path(folder)
+    path = folder / FINETUNED_MODEL
+    if not path.is_file():
+        return None, f"no fine-tuned model in {folder}: notebook 08 has not run here"
+    remedy = f"run notebook 08 again to rewrite {folder}, or delete the folder"
+    try:
+        names = read_class_names(path)
+        card_file = folder / CARD_JSON
+        card = read_json(card_file, f"the card {card_file}", remedy) if card_file.is_file() else {}
+    except CardMismatch as exc:
+        raise ExportError(str(exc)) from exc
+    if names is None:
+        raise ExportError(
+            f"{path} has no classes file beside it, so its outputs have no names: {remedy}"
+        )
+    card_names = card.get("classes", names) if isinstance(card, dict) else None
+    if card_names != names:
+        raise ExportError(
+            f"{path}: its card {folder / CARD_JSON} names the classes {card_names}, its classes "
+            f"file {names}: {remedy}"
+        )
+    if names != list(class_names):
+        return None, (
+            f"refused {path}: notebook 08 fine-tuned it on the classes {names}, this data has "
+            f"{list(class_names)}; run notebook 08 on the same data to ship its model"
+        )
+    try:
+        model = load_model(path)
+        check_model(model, names, f"the fine-tuned model {path}")
+    except ModelUnusable as exc:
+        raise ExportError(f"{exc} ({remedy})") from exc
+    trained_on = card.get("fine_tuned_on", {}) if isinstance(card, dict) else {}
+    count = trained_on.get("train_images") if isinstance(trained_on, dict) else None
+    detail = f", fine-tuned on {count} labeled images" if count else ""
+    return model, f"loaded notebook 08's model {path}{detail}"
 
 
 def metadata_file(path: str | os.PathLike) -> Path:
