@@ -279,6 +279,50 @@ def test_catalog_target_keeps_the_classes_train_holds(tmp_path):
     assert target.train_ids == ids[:4] and target.train.labels.tolist() == [0, 1, 0, 1]
 
 
+def test_training_reads_the_learners_labels_where_there_are_some(tmp_path):
+    catalog = Catalog(tmp_path / "catalog")
+    catalog.set_classes(["a", "b"])
+    pixels = np.random.default_rng(2).integers(0, 255, (6, 8, 8), dtype=np.uint8)
+    ids = [catalog.add_image_array(p)[0] for p in pixels]
+    for i, c in zip(ids, "aaaaab", strict=True):
+        catalog.set_label(i, c, annotator="ana")
+        catalog.set_label(i, "ab"[i % 2], annotator=ft.TRUTH)
+    catalog.set_splits(dict(zip(ids, ["train"] * 4 + ["test"] * 2, strict=True)))
+    target = ft.catalog_target(catalog, "ana", learner="you", test_annotator=ft.TRUTH)
+    assert target.learner_labels == 0 and target.train.class_names == ["a"]  # one class
+    catalog.set_label(ids[1], "b", annotator="you")
+    catalog.set_label(ids[3], "b", annotator="you", status="unsure")  # doubted: not used
+    target = ft.catalog_target(catalog, "ana", learner="you", test_annotator=ft.TRUTH)
+    assert target.learner_labels == 1 and target.train.labels.tolist() == [0, 1, 0, 0]
+    assert target.test.labels.tolist() == [1, 0]  # scored on the archive's labels
+    with pytest.raises(ft.BackboneError, match="label and split it first"):
+        ft.catalog_target(catalog, "nobody")
+
+
+def test_photo_catalog_labels_and_splits_the_shipped_photos(tmp_path):
+    from helpers.acquire.photos import TARGET_CLASSES
+    from helpers.splitting import leaks
+
+    built = ft.photo_catalog(tmp_path / "c", limit_per_class=8, error_rates={"ana": 0.25}, seed=1)
+    catalog = built.catalog
+    assert len(built.pool) == len(built.test) == 8 * len(TARGET_CLASSES)
+    assert catalog.classes() == list(TARGET_CLASSES)
+    ana = {r["image_id"]: r["class_name"] for r in catalog.labels("ana")}
+    assert set(ana) == set(built.pool)  # the simulated annotator labeled the pool only
+    assert {i for i in ana if ana[i] != built.truth[i]} == built.errors["ana"] != set()
+    truth = {r["image_id"]: r["class_name"] for r in catalog.labels(ft.TRUTH)}
+    assert truth == built.truth
+    splits = catalog.splits()
+    assert {i for i, s in splits.items() if s == "test"} == set(built.test)
+    assert {splits.get(i) for i in built.pool} <= {"train", "val", None}
+    assert "CIFAR-10" in catalog.provenance()[0]["source"]
+    groups = [[built.pool[0], built.test[0]], [built.pool[1], built.pool[2]]]
+    split = ft.split_pool(catalog, "ana", built.pool, built.test, groups=groups, seed=1)
+    assert split[built.pool[0]] == "test" and leaks(split, groups) == []
+    again = ft.photo_catalog(tmp_path / "c", limit_per_class=8, error_rates={}, seed=1)
+    assert again.errors == {} and set(again.catalog.splits()) == set(again.test)
+
+
 def test_split_tree_with_other_test_classes_is_refused(tmp_path):
     from PIL import Image
 

@@ -10,6 +10,7 @@ from helpers.labeling import (
     SimulatedAnnotator,
     fit_suggestions,
     margin_uncertainty,
+    simulate_labels,
 )
 from helpers.labeling.display import slug
 from helpers.labeling.widgets import _widget_box, class_keys
@@ -153,6 +154,18 @@ def test_simulated_annotator_presses_the_widgets_own_keys(tmp_path):
     sim = SimulatedAnnotator(truth, error_rate=0.2, seed=3, slip_rate=0.3)
     assert sim.label(a) == 12
     assert _mine(c, "sim") == sim.chosen
+
+
+def test_simulated_labels_have_the_known_error_rate(tmp_path):
+    c = Catalog(tmp_path)
+    c.set_classes(["a", "b", "c"])
+    pixels = np.random.default_rng(0).integers(0, 256, (300, 8, 8), dtype=np.uint8)
+    truth = {c.add_image_array(p)[0]: "abc"[k % 3] for k, p in enumerate(pixels)}
+    errors = simulate_labels(c, truth, "sim", 0.1, seed=4)
+    given = _mine(c, "sim")
+    assert {i for i in truth if given[i][0] != truth[i]} == errors
+    assert 15 <= len(errors) <= 45  # 10% of 300, give or take the binomial spread
+    assert simulate_labels(c, truth, "sim", 0.1, seed=4) == errors  # same seed, same errors
 
 
 def test_a_refused_write_keeps_the_place_and_says_press_again(cat):

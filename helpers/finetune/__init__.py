@@ -34,10 +34,12 @@ Notebook 08's room. The recipe, in the order the notebook teaches it:
 7. **Export** (:func:`save_finetuned`): the model with its preprocessing and a card
    saying what it was fine-tuned on.
 
-The offline source data (:func:`glyph_images`): letters drawn in the fonts that ship
-with matplotlib, on cluttered colour backgrounds, at random scale, slant, rotation and
-resolution. Its classes (letters) are disjoint from the offline targets (digits), the
-same protocol as "pretrain on five CIFAR-10 classes, fine-tune on the other five".
+The data (:func:`photo_catalog`): the shipped CIFAR-10 photos of the target classes in
+a catalog, labeled by simulated annotators with known error rates and split with the
+archive's test photos as the test split, the way notebook 02 builds its own; training
+reads your own labels (notebook 02's "you") where there are some. The offline source
+data of the fallback backbone (:func:`glyph_images`): letters drawn in the fonts that
+ship with matplotlib, on cluttered colour backgrounds.
 
 The model card's names, reader and check are :mod:`helpers.cards`'s (re-exported here),
 shared with :mod:`helpers.pretrain`, which writes the cards this package reads.
@@ -71,14 +73,16 @@ from helpers.finetune.backbone import (
     small_resnet,
 )
 from helpers.finetune.data import (
-    DIGITS,
     LETTERS,
+    PHOTOS,
+    TRUTH,
+    PhotoCatalog,
     Target,
     catalog_target,
-    digits_catalog,
-    digits_truth,
     folder_target,
     glyph_images,
+    photo_catalog,
+    split_pool,
     to_arrays,
 )
 from helpers.finetune.loop import reviewed_labels, save_finetuned, top_losses
@@ -112,11 +116,13 @@ __all__ = [
     "CARD_FIELDS",
     "CARD_JSON",
     "CARD_MD",
-    "DIGITS",
     "LETTERS",
     "METHODS",
+    "PHOTOS",
+    "TRUTH",
     "MODEL_FILE",
     "PREPROCESSING",
+    "PhotoCatalog",
     "Backbone",
     "BackboneError",
     "CardMismatch",
@@ -132,8 +138,6 @@ __all__ = [
     "check_card",
     "clone_backbone",
     "compile_classifier",
-    "digits_catalog",
-    "digits_truth",
     "fit_probe",
     "folder_target",
     "glyph_images",
@@ -145,6 +149,7 @@ __all__ = [
     "mix_weights",
     "model_input",
     "per_class_subset",
+    "photo_catalog",
     "pooled_features",
     "preprocessing_layer",
     "pretrain_fallback",
@@ -155,6 +160,7 @@ __all__ = [
     "save_finetuned",
     "set_backbone_trainable",
     "small_resnet",
+    "split_pool",
     "summarize",
     "top_losses",
     "to_arrays",

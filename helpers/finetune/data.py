@@ -1,10 +1,16 @@
-"""What to fine-tune on: your labels (a catalog split, a folder tree) as arrays, a catalog
-built the way notebook 02 builds its own, and the generated offline data.
+"""What to fine-tune on: your labels (a catalog split, a folder tree) as arrays, the
+catalog of the course's running example (:func:`photo_catalog`, which notebooks 02 and
+08 both build), and the generated offline data.
 
-The offline source data (:func:`glyph_images`): letters drawn in the fonts that ship
-with matplotlib, on cluttered colour backgrounds, at random scale, slant, rotation and
-resolution. Its classes (letters) are disjoint from the offline targets (digits), the
-same protocol as "pretrain on five CIFAR-10 classes, fine-tune on the other five".
+The running example: the shipped CIFAR-10 photos of the target classes
+(:data:`helpers.acquire.photos.TARGET_CLASSES`), whose train pool people label and
+whose test photos score every model. :func:`photo_catalog` lives here, not in
+:mod:`helpers.labeling`, because its split needs :mod:`helpers.splitting` and
+:mod:`helpers.quality`, which sit above the labeling layer.
+
+The offline source data (:func:`glyph_images`, notebook 08's fallback backbone when
+notebook 07 has not run): letters drawn in the fonts that ship with matplotlib, on
+cluttered colour backgrounds, at random scale, slant, rotation and resolution.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ import numpy as np
 from helpers.cards import BackboneError
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabdefghijnqrt"  # no look-alikes of digits (l, o, s, z...)
-DIGITS = "0123456789"
+TRUTH = "cifar10"  # the annotator whose labels are the archive's own: the ground truth
+PHOTOS = "cifar10-target"  # the catalog's dataset name for the shipped target photos
 
 
 def _fonts() -> list[Path]:
@@ -99,35 +106,60 @@ class Target:
     catalog: object = None  # the Catalog, when the labels live in one
     annotator: str | None = None
     train_ids: list | None = None  # catalog image ids of ``train``, in order
+    learner: str | None = None  # whose labels replace the annotator's where they exist
+    learner_labels: int = 0  # how many of ``train``'s labels are the learner's
 
 
-def catalog_target(catalog, annotator: str | None = None) -> Target:
+def _labeled(catalog, annotator: str | None, split: str) -> dict[int, dict]:
+    """``annotator``'s confident labels (status "labeled") in ``split``, by image id."""
+    if annotator is None or annotator not in catalog.annotators():
+        return {}
+    rows = catalog.labeled_images(annotator, split=split, statuses=("labeled",))
+    return {r["image_id"]: r for r in rows}
+
+
+def catalog_target(
+    catalog, annotator: str | None = None, *, learner: str | None = None, test_annotator=None
+) -> Target:
     """The train and test splits of a catalog (notebook 02's: reviewed, split labels).
 
+    Training reads ``learner``'s label where the learner labeled a training image (your
+    own labels from notebook 02's widget) and ``annotator``'s elsewhere;
+    :attr:`Target.learner_labels` counts the learner's. Labels flagged unsure or skipped
+    are left out. The test split is scored on ``test_annotator``'s labels (default:
+    ``annotator``'s; notebook 02's catalog holds the archive's own under :data:`TRUTH`).
     Only the classes the training split holds are kept (a catalog's vocabulary may name
     more: notebook 02's also holds the shape classes of its box scenes); a test image of
     a class with no training image is left out, since no model could learn it.
     """
-    from helpers.pipeline import ImageList, list_catalog
+    from helpers.pipeline import ImageList
 
-    train = list_catalog(catalog, "train", annotator=annotator)
-    test = list_catalog(catalog, "test", annotator=annotator)
-    present = sorted(set(train.labels.tolist()))
-    names = [train.class_names[k] for k in present]
-    remap = {old: new for new, old in enumerate(present)}
-
-    def keep(images):
-        mask = np.isin(images.labels, present)
-        labels = [remap[int(k)] for k in images.labels[mask]]
-        return ImageList([p for p, m in zip(images.paths, mask, strict=True) if m], labels, names)
-
-    train, test = keep(train), keep(test)
     if annotator is None:
         names = catalog.annotators()
         annotator = names[0] if len(names) == 1 else "import"
-    rows = catalog.labeled_images(annotator, split="train", statuses=("labeled",))
-    ids = [r["image_id"] for r in rows]  # the same query, in the same order, as list_catalog
-    return Target(train, test, f"catalog {catalog.root}", catalog, annotator, ids)
+    base = _labeled(catalog, annotator, "train")
+    mine = _labeled(catalog, learner, "train") if learner != annotator else {}
+    rows = {**base, **mine}
+    tests = _labeled(catalog, test_annotator or annotator, "test")
+    if not rows or not tests:
+        raise BackboneError(
+            f"{catalog.root} has {len(rows)} training labels by {annotator!r}"
+            f"{f' or {learner!r}' if learner else ''} and {len(tests)} test labels by "
+            f"{test_annotator or annotator!r}: label and split it first (notebook 02)"
+        )
+    names = [c for c in catalog.classes() if c in {r["class_name"] for r in rows.values()}]
+
+    def listed(chosen):
+        keep = [r for r in chosen if r["class_name"] in names]
+        return ImageList(
+            [r["path"] for r in keep], [names.index(r["class_name"]) for r in keep], names
+        )
+
+    ids = list(rows)
+    train, test = listed(rows.values()), listed(tests.values())
+    return Target(
+        train, test, f"catalog {catalog.root}", catalog, annotator, ids, learner, len(mine)
+    )
 
 
 def folder_target(root, *, test_fraction: float = 0.2, seed: int = 0) -> Target:
@@ -171,46 +203,113 @@ def to_arrays(images, size, channels: int) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(xs).round().clip(0, 255).astype(np.uint8), np.concatenate(ys)
 
 
-def digits_catalog(folder, n: int = 600, *, error_rate: float = 0.08, seed: int = 42):
-    """A catalog built the way notebook 02 builds its own: scikit-learn's real digits,
-    labeled by annotator ``ana`` with ``error_rate`` wrong labels, split 70/15/15 by class.
+@dataclass
+class PhotoCatalog:
+    """What :func:`photo_catalog` built: the catalog, every photo's true class, the train
+    pool and test photos (image ids, in the archive's order), and for each simulated
+    annotator the photos it labeled wrong on purpose."""
 
-    Returns the catalog and the true class of every image (for the simulated reviewer).
+    catalog: object  # helpers.catalog.Catalog
+    truth: dict[int, str]
+    pool: list[int]
+    test: list[int]
+    errors: dict[str, set[int]]
+
+
+def split_pool(
+    catalog, annotator: str, pool, test, *, groups=None, val_fraction: float = 0.15, seed=0
+) -> dict[int, str]:
+    """Split ``annotator``'s labels of the ``pool`` photos into train and val (stratified
+    by class, near-duplicate ``groups`` whole) and put the ``test`` photos, the archive's
+    own test split, in test; store it in the catalog and return it.
+
+    Leak-free against the fixed test split too: a pool photo in a group with a test
+    photo joins it in test (scored on its true label, like the archive's test photos),
+    never train or val.
     """
-    from helpers.acquire.datasets import load_arrays
+    from helpers.splitting import stratified_group_split
+
+    test = {int(i) for i in test}
+    near_test = {int(i) for g in groups or [] if test & set(g) for i in g} - test
+    test |= near_test & {int(i) for i in pool}
+    labels = {
+        r["image_id"]: r["class_name"]
+        for r in catalog.labels(annotator)
+        if r["image_id"] in set(map(int, pool)) - near_test
+        and r["class_name"] is not None
+        and r["status"] != "skipped"
+    }
+    inside = [[i for i in g if i in labels] for g in groups or []]
+    fractions = (1 - val_fraction, val_fraction, 0.0)
+    assignment = {
+        **stratified_group_split(labels, inside, fractions, seed),
+        **dict.fromkeys(test, "test"),
+    }
+    catalog.set_splits(assignment, seed=seed)
+    return assignment
+
+
+def photo_catalog(
+    folder,
+    *,
+    limit_per_class: int | None = None,
+    full: bool | None = None,
+    error_rates: dict[str, float] | None = None,
+    val_fraction: float = 0.15,
+    max_distance: int = 4,
+    seed: int = 0,
+) -> PhotoCatalog:
+    """A fresh catalog in ``folder`` of the shipped target photos
+    (:func:`helpers.acquire.photos.photo_tree`, ``limit_per_class`` and ``full`` as
+    there), each with its provenance (the archive, CIFAR-10's credit and terms).
+
+    The archive's own label of every photo is stored under annotator :data:`TRUTH`:
+    the ground truth, which scores the test split and the simulated people, never the
+    label checks. Each ``error_rates`` entry ({annotator: rate}, default
+    ``{"ana": 0.08}``) labels the whole train pool with that share of wrong labels on
+    purpose (:func:`helpers.labeling.simulate_labels`); the first one's labels are then
+    split by :func:`split_pool` (near-duplicates within ``max_distance`` pHash bits kept
+    together), the archive's test photos being the test split. With ``error_rates={}``
+    nobody labels the pool and only the test photos get a split: notebook 02 labels the
+    pool itself and splits it with :func:`split_pool`. Notebook 08 builds its catalog
+    here when notebook 02 has not run, so both train on the same photos and splits.
+    """
+    from helpers.acquire.photos import CREDIT, SHIPPED, TARGET_CLASSES, TERMS, photo_tree
     from helpers.catalog import Catalog
     from helpers.config import course_folder
-    from helpers.splitting import split_catalog
+    from helpers.images import walk_class_tree
+    from helpers.labeling import simulate_labels
+    from helpers.quality import duplicate_groups
 
+    error_rates = {"ana": 0.08} if error_rates is None else dict(error_rates)
+    tree = photo_tree("target", limit_per_class=limit_per_class, full=full)
     course_folder(folder, fresh=True)
     catalog = Catalog(folder)
-    digits = load_arrays("digits", limit=n, seed=seed)
-    catalog.set_classes(digits.class_names)
-    rng = np.random.default_rng(seed)
-    truth = {}
-    for x, y in zip(digits.x_train, digits.y_train, strict=True):
-        image_id, _ = catalog.add_image_array(x, dataset="digits", source="sklearn:digits")
-        truth[image_id] = digits.class_names[y]
-        given = int(rng.integers(10)) if rng.random() < error_rate else int(y)
-        catalog.set_label(image_id, digits.class_names[given], annotator="ana")
-    split_catalog(catalog, "ana", None, (0.7, 0.15, 0.15), seed=seed)
-    return catalog, truth
-
-
-def digits_truth(catalog, image_ids) -> dict[int, str]:
-    """The true class of catalog images that are scikit-learn digits, matched by pixels
-    (what notebook 02 stored), for a simulated reviewer; other images are left out."""
-    from helpers.acquire.datasets import load_arrays
-
-    digits = load_arrays("digits", seed=0)
-    table = {}
-    images = (*digits.x_train, *digits.x_test)
-    for x, y in zip(images, (*digits.y_train, *digits.y_test), strict=True):
-        table[x.tobytes()] = digits.class_names[int(y)]
-    out = {}
-    for i in image_ids:
-        pixels = catalog.load_image(int(i))
-        pixels = pixels[..., 0] if pixels.ndim == 3 else pixels
-        if pixels.tobytes() in table:
-            out[int(i)] = table[pixels.tobytes()]
-    return out
+    catalog.set_classes(TARGET_CLASSES)
+    where = f"the course's subset, data/{SHIPPED['target'].file_name}"
+    source = f"{CREDIT}; {'keras.datasets.cifar10' if 'full' in tree.name else where}"
+    truth, ids = {}, {"train": [], "test": []}
+    with catalog.transaction():  # one commit for thousands of photos, not one each
+        for split in ids:
+            for path, name in walk_class_tree(tree / split).files:
+                image_id, _ = catalog.add_image_file(
+                    path, dataset=PHOTOS, source=source, license=TERMS, attribution=CREDIT
+                )
+                truth[image_id] = name
+                ids[split].append(image_id)
+                catalog.set_label(image_id, name, annotator=TRUTH)
+        errors = {
+            name: simulate_labels(
+                catalog, {i: truth[i] for i in ids["train"]}, name, rate, seed=seed + k
+            )
+            for k, (name, rate) in enumerate(error_rates.items())
+        }
+    if error_rates:
+        groups = duplicate_groups(catalog, ids["train"] + ids["test"], max_distance=max_distance)
+        split_pool(
+            catalog, next(iter(error_rates)), ids["train"], ids["test"],
+            groups=groups, val_fraction=val_fraction, seed=seed,
+        )  # fmt: skip
+    else:
+        catalog.set_splits(dict.fromkeys(ids["test"], "test"), seed=seed)
+    return PhotoCatalog(catalog, truth, ids["train"], ids["test"], errors)

@@ -3,11 +3,11 @@ share, model suggestions and a simulated annotator.
 
 ``widgets`` (:class:`ClassAnnotator`, :class:`BoxAnnotator`), ``display`` (image bytes
 for the browser), ``suggest`` (:func:`fit_suggestions`, uncertainty), ``simulate``
-(:class:`SimulatedAnnotator`).
+(:class:`SimulatedAnnotator`, and :func:`simulate_labels` for a catalog built in bulk).
 """
 
 from helpers.labeling.display import display_bytes, upscaled_png
-from helpers.labeling.simulate import SimulatedAnnotator
+from helpers.labeling.simulate import SimulatedAnnotator, simulate_labels
 from helpers.labeling.suggest import (
     MODEL_ANNOTATOR,
     fit_suggestions,
@@ -25,5 +25,6 @@ __all__ = [
     "fit_suggestions",
     "margin_uncertainty",
     "pixel_features",
+    "simulate_labels",
     "upscaled_png",
 ]

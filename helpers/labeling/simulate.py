@@ -75,3 +75,26 @@ class SimulatedAnnotator:
             self.chosen[image_id] = (name, status)
             steps += 1
         return steps
+
+
+def simulate_labels(
+    catalog, truth: dict[int, str], annotator: str, error_rate: float, seed: int = 0
+) -> set[int]:
+    """Label every image of ``truth`` ({image_id: true class}) as ``annotator``, picking
+    another of the catalog's classes on purpose with probability ``error_rate``; return
+    the images labeled wrong.
+
+    The same choice as :class:`SimulatedAnnotator`, written straight to the catalog,
+    without a widget: for a catalog built in bulk (thousands of photos in a few
+    seconds), where no widget is being taught. Same seed, same labels and errors.
+    """
+    classes = [c for c in catalog.classes() if c in set(truth.values())]
+    rng = np.random.default_rng(seed)
+    errors = set()
+    for image_id in sorted(truth):
+        name = truth[image_id]
+        if rng.random() < error_rate and len(classes) > 1:
+            name = str(rng.choice([c for c in classes if c != name]))
+            errors.add(image_id)
+        catalog.set_label(image_id, name, annotator=annotator)
+    return errors
