@@ -208,3 +208,15 @@ def test_active_learning_through_the_widget_saves_labels_on_digits(tmp_path):
         assert np.allclose(clicked.accuracy["uncertainty"], direct.accuracy["uncertainty"])
     with pytest.raises(ip.InterpretError, match="budget"):
         ip.active_learning(x[pool], y[pool], x[test], y[test], budget=5000)
+
+
+def test_a_temperature_fit_that_stops_at_its_bound_says_so():
+    labels = np.arange(40) % 4
+    sure = np.full((40, 4), 0.1)
+    sure[np.arange(40), labels] = 0.7  # right on every image: the NLL falls as T -> 0
+    t = ip.fit_temperature(sure, labels)
+    assert ip.temperature_at_bound(sure, labels, t) and t < 0.1
+    unsure = sure.copy()
+    unsure[np.arange(0, 40, 3)] = sure[np.arange(0, 40, 3)][:, ::-1]  # a third wrong
+    t = ip.fit_temperature(unsure, labels)
+    assert not ip.temperature_at_bound(unsure, labels, t) and 0.1 < t < 50
