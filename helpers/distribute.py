@@ -299,8 +299,8 @@ def start_worker(
         held = _HeldPort(cluster)
         try:
             listed = ", ".join(f"{name} at {address}" for name, address in peers.items())
+            doing = f"waiting for {listed}"  # before it says so: a signal may follow at once
             say(f"{me}: waiting up to {startup_timeout:g} s for {listed} ({TF_CONFIG_ENV})")
-            doing = f"waiting for {listed}"
             end = time.monotonic() + startup_timeout
             missing = _unanswered(peers)
             while missing:
