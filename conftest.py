@@ -19,6 +19,8 @@ import signal
 import time
 from queue import Empty
 
+import pytest
+
 os.environ["COURSE_PROFILE"] = "smoke"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -72,3 +74,11 @@ def _watch_kernel_while_waiting() -> None:
 
 
 _watch_kernel_while_waiting()
+
+
+def pytest_collection_modifyitems(items):
+    """Every notebook cell is a ``slow`` test: ``pytest -m "not slow"`` runs the unit
+    tests alone, the fast loop for a contributor (CI runs everything)."""
+    for item in items:
+        if item.nodeid.endswith(".ipynb") or ".ipynb::" in item.nodeid:
+            item.add_marker(pytest.mark.slow)

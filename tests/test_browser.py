@@ -39,7 +39,7 @@ from browser.lab import (  # noqa: E402
     open_and_run_notebook,
 )
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = Path(__file__).resolve().parent / "browser" / "annotate.ipynb"

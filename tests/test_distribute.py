@@ -62,6 +62,7 @@ def _launch(tmp: Path, extra: list[str], tag: str):
     return dist.launch_local_workers(arguments, 2, log_dir=log_dir), log_dir
 
 
+@pytest.mark.slow
 def test_two_workers_train_sharded_tfrecords_to_identical_weights(tmp_path):
     from helpers import pipeline as pl
     from helpers.pretrain import generated_source
@@ -89,6 +90,7 @@ def test_two_workers_train_sharded_tfrecords_to_identical_weights(tmp_path):
     assert last < first - 0.1, (first, last)
 
 
+@pytest.mark.slow
 def test_a_killed_worker_resumes_from_its_backup(tmp_path):
     extra = ["--images", "1200", "--per-worker-batch", "16", "--steps", "40", "--save-every", "5"]
     processes, logs = _launch(tmp_path, extra, "first")

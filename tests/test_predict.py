@@ -69,6 +69,7 @@ def test_a_fresh_process_predicts_what_this_one_does_and_refuses_a_corrupt_file(
     assert "refused" in done.stderr and "broken.jpg" in done.stderr
 
 
+@pytest.mark.slow
 def test_plain_output_a_single_file_and_bad_arguments(tmp_path):
     _, path = _saved(tmp_path)
     files = _images(tmp_path / "images", n=2)

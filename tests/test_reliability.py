@@ -262,6 +262,7 @@ print(json.dumps({"baseline": baseline, "after_import": after_import, "peak": pe
 """
 
 
+@pytest.mark.slow
 def test_a_3_gib_file_and_a_bomb_are_refused_without_reading_them(tmp_path):
     """A sparse 3 GiB "PNG" and a real 389 KB PNG of 20,000 x 20,000 pixels, in a class
     folder: importer and pipeline refuse both, and the child's peak memory shows that

@@ -75,6 +75,7 @@ def cli_run(tmp_path_factory):
     return done, out, report
 
 
+@pytest.mark.slow
 def test_a_failure_gives_a_non_zero_exit_and_names_notebook_and_cell(cli_run):
     done, out, report = cli_run
     assert done.returncode == 1
@@ -89,6 +90,7 @@ def test_a_failure_gives_a_non_zero_exit_and_names_notebook_and_cell(cli_run):
     assert "1 notebook(s) failed: fails_on_purpose" in done.stderr
 
 
+@pytest.mark.slow
 def test_the_failing_notebook_keeps_what_it_recorded_and_its_outputs(cli_run):
     _, out, report = cli_run
     assert report["notebooks"]["fails_on_purpose"]["metrics"] == {"before_failure": 1}
@@ -97,6 +99,7 @@ def test_the_failing_notebook_keeps_what_it_recorded_and_its_outputs(cli_run):
     assert executed.cells[4].execution_count is None
 
 
+@pytest.mark.slow
 def test_the_run_goes_on_and_real_notebooks_report_their_metrics(cli_run):
     _, _, report = cli_run
     names = ["fails_on_purpose", *(p.stem for p in REAL), "records_metrics"]
@@ -111,6 +114,7 @@ def test_the_run_goes_on_and_real_notebooks_report_their_metrics(cli_run):
         assert recorded <= set(result["metrics"])
 
 
+@pytest.mark.slow
 def test_parameters_are_injected_after_the_parameters_cell(cli_run):
     _, out, report = cli_run
     result = report["notebooks"]["records_metrics"]
@@ -123,6 +127,7 @@ def test_parameters_are_injected_after_the_parameters_cell(cli_run):
     assert all(report["notebooks"][p.stem]["parameters"] == {} for p in REAL)
 
 
+@pytest.mark.slow
 def test_figures_are_saved_as_png(cli_run):
     _, out, report = cli_run
     assert report["notebooks"]["records_metrics"]["figures"] == [
@@ -131,6 +136,7 @@ def test_figures_are_saved_as_png(cli_run):
     assert (out / "figures/records_metrics/cell03_1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_environment_block_and_plain_progress_lines(cli_run):
     done, _, report = cli_run
     env = report["environment"]

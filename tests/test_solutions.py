@@ -4,6 +4,8 @@ import pytest
 
 from solutions import s00_setup, s01_acquire, s04_softmax_regression, s05_convolution
 
+pytestmark = pytest.mark.slow  # each solution trains or runs a server
+
 
 def test_00_setup(tmp_path):
     assert s00_setup.exercise_1() == {"EPOCHS": (3, 10), "MIN_ACCURACY": (0.5, 0.9)}
