@@ -4,11 +4,16 @@ Notebook 07's room, on top of :mod:`helpers.distribute` (the training loop, the 
 one device, several GPUs and several machines) and :mod:`helpers.models` (the ResNet-style
 backbone). What it adds:
 
-- **source data** (:func:`load_source`): ``"generated"`` (offline: every shape x colour x
-  texture of ``helpers.acquire.synthetic.many_class_images``, up to 128 classes),
+- **source data** (:func:`load_source`): ``"photos"`` (the default: the real photos of
+  the source classes that ship with the course, ``helpers.acquire.photos.SOURCE_CLASSES``,
+  with the data set's own labels; all of CIFAR-10's in the ``full`` profile),
+  ``"generated"`` (every shape x colour x texture of
+  ``helpers.acquire.synthetic.many_class_images``, up to 128 classes),
   ``"cifar100"``/``"cifar10"`` through ``keras.datasets`` (online or cached), or
   ``"folder"`` with ``DATA_DIR`` (a class-per-folder tree or a ``train/`` (``val/``)
   ``test/`` split tree, read through ``helpers.train.load_image_data``);
+- **the accuracy floor** (:func:`accuracy_floor`, :func:`floor_verdict`): a multiple of
+  chance, capped, so it means the same for 5 classes as for 128;
 - **speed figures**: :func:`probe_batch_size` (on a GPU, the batch that fills it, found by
   measuring, not a constant), :func:`speed_report` (images per second, step time, peak
   memory, the fraction of the device's peak FLOP rate, from :func:`peak_flops`);
@@ -150,23 +155,56 @@ def _images_of(split, input_shape) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(xs), np.concatenate(ys)
 
 
+def _photos(limit_per_class: int | None, full: bool | None) -> Source:
+    """The source classes of the photos that ship with the course, as a :class:`Source`."""
+    from helpers.acquire import photos
+
+    data = photos.load_photos("source", limit_per_class=limit_per_class, full=full)
+    return Source(
+        f"{data.name} ({', '.join(data.class_names)})",
+        data.x_train,
+        data.y_train.astype(np.int32),
+        data.x_test,
+        data.y_test.astype(np.int32),
+        list(data.class_names),
+        data.source,
+        data.license,
+    )
+
+
+def _keep_per_class(x: np.ndarray, y: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``k`` images of each class, in their order."""
+    keep = np.zeros(len(y), bool)
+    for label in np.unique(y):
+        keep[np.flatnonzero(y == label)[:k]] = True
+    return x[keep], y[keep]
+
+
 def load_source(
-    dataset: str = "generated",
+    dataset: str = "photos",
     data_dir: str | os.PathLike | None = None,
     *,
     images: int = 20_000,
     classes: int = 128,
     size: int | None = None,
-    limit: int | None = None,
+    limit_per_class: int | None = None,
+    full: bool | None = None,
     seed: int = 0,
 ) -> Source:
     """``DATASET`` (and ``DATA_DIR``) as a :class:`Source`; see the module docstring.
 
     ``images``, ``classes`` and ``size`` shape the generated set (``size`` also resizes a
-    folder's images; None keeps their most common size). ``limit`` keeps at most that
-    many training images (and a quarter as many test images) of any source.
+    folder's images; None keeps their most common size). ``limit_per_class`` keeps the
+    first that many training and test images of each class, of any source (the smoke
+    profile's few hundred photos; the shipped archive then decompresses no further).
+    ``full`` is ``helpers.acquire.photos``'s: all of CIFAR-10's source photos through
+    ``keras.datasets`` (default: in the ``full`` profile only).
     """
-    if dataset == "generated":
+    if limit_per_class is not None and limit_per_class < 1:
+        raise ValueError(f"limit_per_class must be a positive count or None, not {limit_per_class}")
+    if dataset == "photos":
+        src = _photos(limit_per_class, full)
+    elif dataset == "generated":
         src = generated_source(images, classes=classes, size=size or 32, seed=seed)
     elif dataset == "cifar100":
         src = _cifar100()
@@ -187,14 +225,48 @@ def load_source(
         )  # fmt: skip
     else:
         raise ValueError(
-            f'unknown DATASET {dataset!r}; choose "generated", "cifar100", "cifar10" or '
-            '"folder" (with DATA_DIR)'
+            f'unknown DATASET {dataset!r}; choose "photos" (the shipped source photos), '
+            '"generated", "cifar100", "cifar10" or "folder" (with DATA_DIR)'
         )
-    if limit is not None and limit < len(src.y_train):
-        src.x_train, src.y_train = src.x_train[:limit], src.y_train[:limit]
-        src.x_test, src.y_test = src.x_test[: max(limit // 4, 1)], src.y_test[: max(limit // 4, 1)]
-        src.notes.append(f"limited to {limit} training images")
+    if limit_per_class is not None and dataset != "photos":
+        src.x_train, src.y_train = _keep_per_class(src.x_train, src.y_train, limit_per_class)
+        src.x_test, src.y_test = _keep_per_class(src.x_test, src.y_test, limit_per_class)
+        src.notes.append(f"limited to the first {limit_per_class} images of each class")
     return src
+
+
+# --- the accuracy floor ----------------------------------------------------------------------
+
+
+def accuracy_floor(num_classes: int, times_chance: float) -> float:
+    """The source test accuracy a run must reach: ``times_chance`` times chance
+    (``1 / num_classes``), capped halfway between chance and a perfect score.
+
+    A multiple of chance says the same thing for any class count ("3 times better than
+    guessing"), but alone it asks 2 classes for more than 1.0 at ``times_chance=3``; the
+    cap keeps every floor reachable, and above chance whenever ``times_chance > 1``.
+    ``times_chance=0`` (the smoke profile, too few steps to beat chance) checks nothing.
+    """
+    if num_classes < 2:
+        raise ValueError(f"a floor needs at least 2 classes, not {num_classes}")
+    if times_chance < 0:
+        raise ValueError(f"times_chance must be 0 or more, not {times_chance}")
+    chance = 1.0 / num_classes
+    return min(times_chance * chance, (1.0 + chance) / 2)
+
+
+def floor_verdict(accuracy: float, floor: float, num_classes: int, saved_to) -> str:
+    """One line that says whether ``accuracy`` reached ``floor``, and where the backbone
+    was saved either way (a run that misses the floor still keeps what it trained)."""
+    chance = 1.0 / num_classes
+    head = f"source test accuracy {accuracy:.3f} over {num_classes} classes (chance {chance:.3f})"
+    if accuracy >= floor:
+        return f"{head} reaches the floor {floor:.3f}; the backbone is in {saved_to}"
+    return (
+        f"{head} misses the floor {floor:.3f}. The backbone is saved in {saved_to} all the "
+        "same, and its card records the miss; train longer (TIME_BUDGET_MIN), on more "
+        "images, or lower MIN_TIMES_CHANCE if this is what you expect."
+    )
 
 
 # --- the model -------------------------------------------------------------------------------

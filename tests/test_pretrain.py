@@ -167,3 +167,65 @@ def test_a_spent_time_budget_stops_and_says_so_unlike_a_preemption():
     assert (preempted.steps, preempted.stopped_early, preempted.out_of_time) == (2, True, False)
     whole = trainer().fit(data, steps, verbose=False)
     assert (whole.steps, whole.stopped_early, whole.out_of_time) == (6, False, False)
+
+
+@pytest.mark.parametrize("num_classes", [2, 3, 5, 10, 100, 128, 1000])
+@pytest.mark.parametrize("times_chance", [0.0, 1.5, 2.5, 3.5, 10.0, 20.0])
+def test_the_floor_is_reachable_for_any_class_count(num_classes, times_chance):
+    floor = pt.accuracy_floor(num_classes, times_chance)
+    chance = 1 / num_classes
+    assert 0.0 <= floor < 1.0  # the old rule asked 5 classes for 10 / 5 = 2.0
+    assert floor <= times_chance * chance + 1e-12
+    if times_chance > 1:
+        assert floor > chance  # still a test: better than guessing
+
+
+def test_the_floor_is_a_multiple_of_chance_capped_halfway_to_one():
+    assert pt.accuracy_floor(5, 2.5) == pytest.approx(0.5)
+    assert pt.accuracy_floor(128, 10.0) == pytest.approx(10 / 128)
+    assert pt.accuracy_floor(5, 10.0) == pytest.approx(0.6)  # (1 + 1/5) / 2
+    assert pt.accuracy_floor(2, 3.0) == pytest.approx(0.75)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        pt.accuracy_floor(1, 2.0)
+    with pytest.raises(ValueError, match="0 or more"):
+        pt.accuracy_floor(5, -1.0)
+
+
+def test_a_run_that_misses_the_floor_still_saves_its_backbone_and_says_so(saved, tmp_path):
+    """The notebook's order: score, save with the verdict in the card, then check."""
+    _, backbone, src = saved
+    floor = pt.accuracy_floor(len(src.class_names), 3.0)
+    accuracy = floor - 0.01  # trained, but short of the floor
+    card = pt.make_card(
+        backbone, src, architecture={"family": "resnet", "width": 4, "depth": [1]},
+        test_accuracy=accuracy, seed=1, precision="float32", minutes=0.1,
+        source_accuracy_floor=floor, meets_floor=bool(accuracy >= floor),
+    )  # fmt: skip
+    folder = pt.save_backbone(backbone, tmp_path / "missed", card)
+    verdict = pt.floor_verdict(accuracy, floor, len(src.class_names), folder)
+    assert "misses the floor" in verdict and str(folder) in verdict and "saved" in verdict
+    again = pt.read_model_card(folder)
+    assert again["meets_floor"] is False and again["source_accuracy_floor"] == floor
+    assert (folder / cards.MODEL_FILE).is_file()
+    reached = pt.floor_verdict(floor, floor, len(src.class_names), folder)
+    assert "reaches the floor" in reached and "misses the floor" not in reached
+
+
+def test_load_source_defaults_to_the_shipped_source_photos():
+    from helpers.acquire import photos
+
+    src = pt.load_source(limit_per_class=6)
+    assert tuple(src.class_names) == photos.SOURCE_CLASSES
+    assert src.input_shape == (32, 32, 3) and src.x_train.dtype == np.uint8
+    assert np.bincount(src.y_train).tolist() == [6] * 5 == np.bincount(src.y_test).tolist()
+    assert "CIFAR-10" in src.source
+
+
+def test_limit_per_class_keeps_the_first_images_of_each_class_of_any_source():
+    src = pt.load_source("generated", images=400, classes=8, size=16, limit_per_class=3, seed=3)
+    assert np.bincount(src.y_train).tolist() == [3] * 8
+    assert max(np.bincount(src.y_test)) <= 3
+    with pytest.raises(ValueError, match="positive count"):
+        pt.load_source("generated", limit_per_class=0)
+    with pytest.raises(ValueError, match='"photos"'):
+        pt.load_source("nope")
