@@ -2,7 +2,7 @@
 fraction of the device's peak FLOP rate reached.
 
     python benchmarks/train_throughput.py [--size small] [--batch 256] [--steps 30]
-        [--peak-gflops N] [--out benchmarks/results/train_throughput.txt]
+        [--peak-gflops N] [--note TEXT] [--out benchmarks/results/train_throughput.txt]
 
 On a CPU: float32, mixed_bfloat16, and both with ``jit_compile=True`` (passed
 explicitly: Keras's ``"auto"`` turns XLA off on CPUs and under every distribution
@@ -14,7 +14,9 @@ of ``train_on_batch`` on in-memory batches (the input pipeline is benchmarked in
 rate is 3 x forward FLOPs per image (counted from the model by TensorFlow's profiler)
 x images per second. The peak is estimated from the hardware (see :func:`peak_gflops`)
 unless ``--peak-gflops`` gives it; the figures print as ``name: value`` lines and go to
-``--out`` as well.
+``--out`` as well, headed by the CPU's name and the feature flags that decide its
+peak and its bfloat16 support (``helpers.devices.choose_precision`` reads these files:
+AMD EPYC and Intel Xeon differ). ``--note`` adds a line, e.g. that the machine was shared.
 """
 
 from __future__ import annotations
@@ -107,6 +109,7 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--peak-gflops", type=float)
+    parser.add_argument("--note", help="a line for the results file, e.g. the machine's load")
     parser.add_argument(
         "--out", default=str(Path(__file__).parent / "results/train_throughput.txt")
     )
@@ -123,12 +126,20 @@ def main(argv=None) -> int:
     from helpers.devices import _cpu_name
 
     device = gpu_name or f"{_cpu_name()} ({os.cpu_count()} cores)"
+    flags = cpu_flags()
+    shown = sorted(f for f in flags if f.startswith(("avx", "amx", "fma")))
+    lacking = [f for f in ("avx512f", "avx512_bf16", "amx_bf16") if f not in flags]
     lines = [
         f"device: {gpu_name or _cpu_name()} ({os.cpu_count()} CPU cores)",
+        f"cpu: {_cpu_name()}; flags: {' '.join(shown) or 'none of avx/amx/fma'}"
+        + (f"; lacks {', '.join(lacking)}" if lacking else ""),
         f"gpu: {gpu_name or 'none found: CPU only, so no mixed_float16 or GPU XLA figures'}",
         f"tensorflow: {tf.__version__}, keras: {keras.__version__}",
         f"model: course_cnn size {args.size}, batch {args.batch}, {args.steps} timed steps",
     ]
+    if args.note:
+        lines.append(f"note: {args.note}")
+    lines.append(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print("\n".join(lines), flush=True)
     speeds = {}
     for policy, jit in configs:

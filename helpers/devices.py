@@ -141,11 +141,31 @@ def setup_devices(mixed_precision: str | bool = "auto", verbose: bool = True) ->
 # Compute capability 8.0 (Ampere) is the first with bfloat16 tensor cores: bfloat16 has
 # float32's exponent range, so it needs no loss scaling; Volta and Turing get float16.
 BFLOAT16_MIN_CAPABILITY = (8, 0)
-# CPU flags that make bfloat16 matmuls and convolutions native in oneDNN. Measured here
-# (FACTS.md, 2 cores with AVX-512 BF16): an airbench-style net trains 1.5x (32/64/64)
-# to 2x (64/256/256) faster in mixed_bfloat16 than in float32; float16 on a CPU is
-# emulated and 3x slower than float32, so a CPU never gets float16.
+# On a CPU, mixed_bfloat16 is chosen only where the CPU has native bfloat16 dot products
+# (oneDNN uses AVX-512 BF16 or AMX) AND a benchmark file measured the course CNN training
+# faster that way on such a CPU; the reason quotes that figure. Each entry: the flag, the
+# mixed_bfloat16 / float32 training speed measured, where, and the file that holds it
+# (tests check the figures against the files). The Xeon's file shows its avx512_bf16 in
+# the bfloat16 peak (128 FLOP/cycle, which the script counts only with that flag). AMX has
+# no measurement yet, so a CPU is chosen by its AVX-512 BF16 (CPUs with AMX have it too).
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+CPU_BF16_MEASURED: dict[str, tuple[float, str, str]] = {
+    "avx512_bf16": (
+        1.10,
+        "an Intel Xeon with avx512_bf16, 2 cores, course CNN small, batch 256",
+        "benchmarks/results/train_throughput.txt",
+    ),
+}
+# Without those flags bfloat16 is emulated (converted to float32 for every product): the
+# same benchmark on an AVX2-only CPU, where the choice is float32.
+CPU_BF16_EMULATED = (
+    0.06,
+    "an AMD EPYC with AVX2 only, 2 shared cores, course CNN small, batch 128",
+    "benchmarks/results/train_throughput-amd-epyc-avx2.txt",
+)
+# A gain smaller than this is within the noise of a shared 2-core machine.
+CPU_BF16_MIN_GAIN = 1.05
+# float16 on a CPU is emulated as well, so a CPU never gets mixed_float16.
 
 
 def cpu_flags() -> set[str]:
@@ -171,10 +191,12 @@ def choose_precision(
 
     From a known table: on GPUs, ``mixed_bfloat16`` from compute capability 8.0,
     ``mixed_float16`` on 7.x (tensor cores; Keras adds loss scaling under ``compile``),
-    float32 below; on a CPU, ``mixed_bfloat16`` when it has AVX-512 BF16 or AMX, float32
-    otherwise. ``measure`` (a function ``policy -> images per second``) replaces the table
-    by a measurement of each candidate, for hardware the table does not know. ``gpus``
-    defaults to what TensorFlow sees; ``flags`` to /proc/cpuinfo. ``apply`` sets the policy
+    float32 below; on a CPU, ``mixed_bfloat16`` only when it has AVX-512 BF16 (or AMX) and
+    :data:`CPU_BF16_MEASURED` holds a measured gain of at least :data:`CPU_BF16_MIN_GAIN`
+    on such a CPU, float32 otherwise. ``measure`` (a function ``policy -> images per
+    second``) replaces the table by a measurement of each candidate, for hardware the
+    table does not know. ``gpus`` defaults to what TensorFlow sees; ``flags`` to
+    /proc/cpuinfo. ``apply`` sets the policy
     globally. The reason is one sentence a notebook prints.
     """
     from helpers.quiet import keras, tf
@@ -213,16 +235,36 @@ def choose_precision(
             reason = f"{names} (compute capability {cc}) has no tensor cores"
     else:
         flags = cpu_flags() if flags is None else set(flags)
-        found = [f for f in CPU_BF16_FLAGS if f in flags]
-        if found:
-            policy = "mixed_bfloat16"
-            reason = (
-                f"no GPU; this CPU has {' and '.join(found)}, native bfloat16 in oneDNN "
-                "(measured 1.5-2x float32 for small CNNs on such a CPU)"
-            )
-        else:
-            policy = "float32"
-            reason = "no GPU, and this CPU has no AVX-512 BF16 or AMX: bfloat16 would be emulated"
+        policy, reason = _cpu_precision(flags)
     if apply:
         keras.mixed_precision.set_global_policy(policy)
     return policy, reason
+
+
+def _cpu_precision(flags: set[str]) -> tuple[str, str]:
+    """The CPU row of :func:`choose_precision`'s table, its reason quoting the file."""
+    found = [f for f in CPU_BF16_FLAGS if f in flags]
+    measured = [(f, *CPU_BF16_MEASURED[f]) for f in found if f in CPU_BF16_MEASURED]
+    best = max(measured, key=lambda row: row[1], default=None)
+    if best and best[1] >= CPU_BF16_MIN_GAIN:
+        flag, gain, where, source = best
+        return "mixed_bfloat16", (
+            f"no GPU; this CPU has {' and '.join(found)}, and mixed_bfloat16 trained "
+            f"{gain:.2f}x float32's speed on {where} ({source})"
+        )
+    if best:
+        flag, gain, where, source = best
+        return "float32", (
+            f"no GPU; this CPU has {flag}, but mixed_bfloat16 measured only {gain:.2f}x "
+            f"float32 on {where} ({source})"
+        )
+    if found:
+        return "float32", (
+            f"no GPU; this CPU has {' and '.join(found)}, but no benchmark here has measured "
+            "bfloat16 paying on it: run benchmarks/train_throughput.py, or pass measure="
+        )
+    gain, where, source = CPU_BF16_EMULATED
+    return "float32", (
+        "no GPU, and this CPU has no AVX-512 BF16 or AMX, so bfloat16 is emulated: "
+        f"{gain:.2f}x float32 on {where} ({source})"
+    )
