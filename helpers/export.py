@@ -448,6 +448,23 @@ def load_predictor(path: str | os.PathLike, *, num_threads: int | None = None) -
 PREDICT_LOADERS = {".tflite": load_predictor}
 
 
+def weight_bytes(path: str | os.PathLike) -> int:
+    """Bytes of the constant buffers (weights and biases) inside a ``.tflite`` file.
+
+    The file also holds a part that does not shrink with quantization: the graph, the
+    operator codes, every tensor's name and shape. In a small model that part is most
+    of the file, so the file sizes of float32 and int8 differ by less than 4x while
+    their weights still do; this counts the weights alone (the schema ships with
+    LiteRT, so no TensorFlow is needed)."""
+    try:
+        from ai_edge_litert.schema_py_generated import ModelT
+    except ImportError:  # no LiteRT wheel for this platform: TensorFlow's own copy
+        from tensorflow.lite.python.schema_py_generated import ModelT
+
+    model = ModelT.InitFromPackedBuf(Path(path).read_bytes(), 0)
+    return sum(len(buffer.data) for buffer in model.buffers or () if buffer.data is not None)
+
+
 def keras_forward(model):
     """The Keras model as one compiled graph from a batch to probabilities (what serving
     it in TensorFlow runs), for a fair latency comparison with the interpreter."""
@@ -471,8 +488,9 @@ def latency_ms(predict, image, *, runs: int = 200, warmup: int = 10) -> float:
 
 
 def compare(model, files: dict, x_test, y_test, *, keras_file=None, runs: int = 200) -> list[dict]:
-    """One row per format: file size in bytes, median latency per image (batch 1) and
-    test accuracy, for the Keras model (``keras_file`` gives its size) and each
+    """One row per format: file size in bytes, the bytes of its weights
+    (:func:`weight_bytes`; None for Keras), median latency per image (batch 1) and test
+    accuracy, for the Keras model (``keras_file`` gives its size) and each
     ``{"float32": path, "int8": path}``."""
     x_test, y_test = np.asarray(x_test), np.asarray(y_test)
     rows = []
@@ -486,6 +504,7 @@ def compare(model, files: dict, x_test, y_test, *, keras_file=None, runs: int = 
             {
                 "format": name,
                 "size_bytes": Path(path).stat().st_size if path else None,
+                "weight_bytes": weight_bytes(path) if name in KINDS else None,
                 "latency_ms": latency_ms(predict, x_test[0], runs=runs),
                 "accuracy": float(np.mean(probabilities.argmax(axis=1) == y_test)),
             }

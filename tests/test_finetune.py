@@ -369,3 +369,17 @@ def test_backbones_are_saved_in_float32(tmp_path):
     ft.save_backbone(backbone, tmp_path)
     saved = keras.models.load_model(tmp_path / ft.MODEL_FILE)
     assert models.dtype_policies(saved) == {"float32"}
+
+
+def test_probe_does_not_blow_up_a_nearly_dead_feature():
+    """A channel that is almost always 0 gets no weight far above the others' (folded into
+    the head, such a weight sets the int8 range of its whole output row)."""
+    rng = np.random.default_rng(4)
+    y = np.arange(120) % 3
+    healthy = rng.normal(0.0, 0.02, (120, 6)) + 0.02 * y[:, None]
+    nearly_dead = np.where(rng.random((120, 1)) < 0.03, 1e-3, 0.0)
+    features = np.hstack([healthy, nearly_dead]).astype("float32")
+    probe = ft.fit_probe(features, y)
+    kernel, _ = ft.probe_head_weights(probe, 3)
+    assert np.abs(kernel[-1]).max() <= np.abs(kernel[:-1]).max()
+    assert probe.score(features, y) > 0.8

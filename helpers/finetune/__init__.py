@@ -88,6 +88,7 @@ from helpers.finetune.data import (
 from helpers.finetune.loop import reviewed_labels, save_finetuned, top_losses
 from helpers.finetune.steps import (
     METHODS,
+    PROBE_SCALE_FLOOR,
     Recipe,
     accuracy,
     augmentation,
@@ -138,6 +139,7 @@ __all__ = [
     "check_card",
     "clone_backbone",
     "compile_classifier",
+    "PROBE_SCALE_FLOOR",
     "fit_probe",
     "folder_target",
     "glyph_images",
