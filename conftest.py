@@ -76,9 +76,21 @@ def _watch_kernel_while_waiting() -> None:
 _watch_kernel_while_waiting()
 
 
+OUTPUT_TIMEOUT_S = 120
+
+
 def pytest_collection_modifyitems(items):
     """Every notebook cell is a ``slow`` test: ``pytest -m "not slow"`` runs the unit
-    tests alone, the fast loop for a contributor (CI runs everything)."""
+    tests alone, the fast loop for a contributor (CI runs everything).
+
+    nbval also gives up on a cell when no output message comes within 5 seconds of the
+    cell's reply (``output_timeout``, fixed in nbval 0.11): with two notebooks training
+    on two cores, the kernel's output thread can lag longer than that (seen once, in
+    notebook 02's review-gallery cell, while 07 and 08 trained beside it). The wait here
+    is :data:`OUTPUT_TIMEOUT_S`; a dead kernel still fails within a second (see above).
+    """
     for item in items:
         if item.nodeid.endswith(".ipynb") or ".ipynb::" in item.nodeid:
             item.add_marker(pytest.mark.slow)
+            if hasattr(item, "output_timeout"):
+                item.output_timeout = OUTPUT_TIMEOUT_S
