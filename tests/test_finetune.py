@@ -174,6 +174,7 @@ def test_offline_imagenet_weights_fail_fast_naming_the_file(tmp_path, monkeypatc
     assert "URL fetch failure" in str(err.value)
 
 
+@pytest.mark.slow  # trains 16 small models: about 30 s alone, minutes beside other work
 def test_learning_curve_rows_and_runner_names():
     backbone = tiny_backbone()
     rng = np.random.default_rng(0)

@@ -66,6 +66,7 @@ def test_the_runner_reports_a_dead_kernel_and_leaves_no_process_behind(tmp_path,
 def test_notebook_cells_wait_longer_for_output_than_nbvals_five_seconds():
     """nbval fails a cell whose output lags 5 s behind its reply, which a kernel on a
     busy 2-core machine can do; conftest.py raises that wait for every cell."""
+
     class Collected:
         def pytest_collection_finish(self, session):
             self.items = list(session.items)
