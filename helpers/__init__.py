@@ -28,9 +28,10 @@ pipeline -> models/train -> finetune -> results):
   the memory cache), ``augment`` (normalization and augmentation), ``dataset`` (the
   public builders) and ``tfrecords``.
 - ``scratch``: NumPy reference math; imports no TensorFlow.
-- the models: ``models`` (the architecture registry), ``train``, ``evaluate`` and
-  ``predict`` (notebook 06); ``pretrain`` and ``distribute`` (07); ``finetune/`` (08);
-  ``interpret`` and ``export`` (09).
+- the models: ``models`` (the architecture registry), ``train``, ``evaluate``,
+  ``predict`` and ``sizing`` (the training size from a budget; notebook 06);
+  ``pretrain`` and ``distribute`` (07); ``finetune/`` (08); ``interpret`` and ``export``
+  (09).
 - ``runner``, ``notebooks``, ``__main__``: the headless course and its command line.
 
 A module imports only from layers before it in that list, never back up the flow; the

@@ -26,7 +26,7 @@ def test_lfw_faces_and_limit():
 
 
 def test_unknown_name_and_bad_limit_are_clear_errors():
-    with pytest.raises(ValueError, match="Choose one of: digits"):
+    with pytest.raises(ValueError, match="Choose one of: photos, digits"):
         load_arrays("imagenet")
     with pytest.raises(ValueError, match="positive"):
         load_arrays("digits", limit=0)

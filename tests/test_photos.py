@@ -259,6 +259,28 @@ def test_full_writes_a_split_tree_of_png_files(monkeypatch):
     assert np.asarray(Image.open(path))[0, 0, 0] == photos.CIFAR10_CLASSES.index(cls)
 
 
+def test_the_ten_classes_hold_as_many_photos_of_each_class_mixed_in_order():
+    data = datasets.load_arrays("photos")
+    assert data.class_names == list(photos.CIFAR10_CLASSES)
+    assert np.bincount(data.y_train).tolist() == [1000] * 10
+    assert np.bincount(data.y_test).tolist() == [500] * 10
+    assert data.x_train.shape == (10_000, 32, 32, 3) and data.x_train.dtype == np.uint8
+    # shuffled, so the first photos (load_arrays' limit) hold every class
+    assert len(set(datasets.load_arrays("photos", limit=100).y_train.tolist())) == 10
+    # labels index CIFAR10_CLASSES: a source photo keeps its label, a target one gets 5 more
+    source = photos.load_photos("source", limit_per_class=1000)
+    first = source.x_train[source.y_train == 2][0]  # bird
+    assert any((x == first).all() for x in data.x_train[data.y_train == 2])
+
+
+def test_the_ten_classes_in_full_are_all_of_cifar10(monkeypatch):
+    monkeypatch.setattr(photos, "load_arrays", lambda name: fake_cifar10())
+    data = photos.load_ten_classes(full=True)
+    assert data.class_names == list(photos.CIFAR10_CLASSES)
+    assert np.bincount(data.y_train).tolist() == [3] * 10
+    assert (data.x_train[:, 0, 0, 0] == data.y_train).all()
+
+
 def test_full_offline_names_the_cache_file_and_the_shipped_photos(monkeypatch, data_dir):
     def offline(name):
         raise datasets.DatasetUnavailable(

@@ -1,6 +1,8 @@
 """Image data sets as NumPy arrays, by name: offline ones first, public ones online.
 
-Offline (no network ever): ``digits`` (scikit-learn: 1,797 real handwritten digits,
+Offline (no network ever): ``photos`` (the ten classes of the CIFAR-10 photos that
+ship with the course, 32x32, see helpers.acquire.photos; all of CIFAR-10 in the
+``full`` profile), ``digits`` (scikit-learn: 1,797 real handwritten digits,
 8x8), ``lfw_faces`` (scikit-image: 100 faces and 100 non-faces, 25x25) and ``shapes``
 (generated scenes with class and box ground truth, see helpers.acquire.synthetic).
 Online (``keras.datasets``, cached under ``$KERAS_HOME/datasets``, by default
@@ -192,7 +194,16 @@ def _keras(name: str) -> Callable[[int, float], ArrayDataset]:
     return load
 
 
+def _photos(seed: int, test_size: float) -> ArrayDataset:
+    """The ten classes of the CIFAR-10 photos that ship with the course, with the
+    archives' own split (so ``seed`` and ``test_size`` do not apply, as for public sets)."""
+    from helpers.acquire.photos import load_ten_classes  # photos builds on this module
+
+    return load_ten_classes()
+
+
 OFFLINE: dict[str, Callable[[int, float], ArrayDataset]] = {
+    "photos": _photos,
     "digits": _digits,
     "lfw_faces": _lfw_faces,
     "shapes": _shapes,

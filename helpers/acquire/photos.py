@@ -286,9 +286,10 @@ def _unpack(data: bytes, shipped: ShippedSet, limit: int | None, folder: Path) -
 # -- the whole data set, online ----------------------------------------------------------
 
 
-def _full_arrays(shipped: ShippedSet, limit: int | None) -> ArrayDataset:
-    """The part's classes from all of CIFAR-10 (keras.datasets, cached), labels 0..4 in
-    :data:`SOURCE_CLASSES` or :data:`TARGET_CLASSES` order, the first ``limit`` a class."""
+def _full_arrays(classes: tuple[str, ...], name: str, limit: int | None) -> ArrayDataset:
+    """``classes`` from all of CIFAR-10 (keras.datasets, cached), labels in their order
+    (:data:`SOURCE_CLASSES`, :data:`TARGET_CLASSES` or all ten), the first ``limit`` a
+    class."""
     try:
         data = load_arrays("cifar10")
     except DatasetUnavailable as exc:
@@ -299,7 +300,7 @@ def _full_arrays(shipped: ShippedSet, limit: int | None) -> ArrayDataset:
     parts = []
     for x, y in ((data.x_train, data.y_train), (data.x_test, data.y_test)):
         keep = []
-        for label, cls in enumerate(shipped.classes):
+        for label, cls in enumerate(classes):
             rows = np.flatnonzero(y == CIFAR10_CLASSES.index(cls))
             keep.append((rows[:limit] if limit else rows, label))
         order = np.concatenate([rows for rows, _ in keep])
@@ -307,19 +308,19 @@ def _full_arrays(shipped: ShippedSet, limit: int | None) -> ArrayDataset:
         parts.append((x[order], labels))
     (x_train, y_train), (x_test, y_test) = parts
     return ArrayDataset(
-        f"cifar10-full-{shipped.part}",
+        f"cifar10-full-{name}",
         x_train,
         y_train,
         x_test,
         y_test,
-        list(shipped.classes),
+        list(classes),
         f"{CREDIT}; all of it, through keras.datasets.cifar10",
         TERMS,
     )
 
 
 def _write_full(shipped: ShippedSet, limit: int | None, folder: Path) -> None:
-    data = _full_arrays(shipped, limit)
+    data = _full_arrays(shipped.classes, shipped.part, limit)
     for split, x, y in (("train", data.x_train, data.y_train), ("test", data.x_test, data.y_test)):
         for label, cls in enumerate(shipped.classes):
             (folder / split / cls).mkdir(parents=True)
@@ -462,7 +463,7 @@ def load_photos(
     shipped = _shipped(part)
     _check_limit(limit_per_class)
     if _use_full(full):
-        return _full_arrays(shipped, limit_per_class)
+        return _full_arrays(shipped.classes, shipped.part, limit_per_class)
     root = photo_tree(part, limit_per_class=limit_per_class, full=False, archive=archive)
     x_train, y_train = _read_split(root / "train", shipped.classes)
     x_test, y_test = _read_split(root / "test", shipped.classes)
@@ -474,6 +475,53 @@ def load_photos(
         y_test,
         list(shipped.classes),
         f"{CREDIT}; the subset that ships with the course (data/{shipped.file_name})",
+        TERMS,
+    )
+
+
+TEN_CLASSES_PER_CLASS = {"train": 1000, "test": 500}  # the target part's sizes, for all ten
+
+
+def load_ten_classes(*, full: bool | None = None) -> ArrayDataset:
+    """All ten CIFAR-10 classes with as many photos of each: the first 1,000 training
+    and 500 test photos of every source class beside the whole target part (1,000 and
+    500 a class), labels in :data:`CIFAR10_CLASSES` order: 10,000 training and 5,000
+    test photos (notebook 06's real photos).
+
+    Equal counts keep accuracy meaning the same for every class; the source part holds
+    four times more, and a model trained on those would learn that a photo is most
+    likely a source class. Both splits are shuffled with a fixed seed, so the first
+    ``N`` photos (``load_arrays``' ``limit``) hold every class. ``full`` (default: the
+    ``full`` profile) is all of CIFAR-10 through ``keras.datasets`` instead.
+    """
+    if _use_full(full):
+        return _full_arrays(CIFAR10_CLASSES, "ten-classes", None)
+    parts = [  # the whole target part: the same tree notebooks 02, 08 and 09 unpack
+        load_photos("source", limit_per_class=TEN_CLASSES_PER_CLASS["train"], full=False),
+        load_photos("target", full=False),
+    ]
+    rng = np.random.default_rng(SPLIT_SEED)
+    splits = []
+    for split in ("train", "test"):
+        xs, ys = [], []
+        for data in parts:
+            x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
+            offset = CIFAR10_CLASSES.index(data.class_names[0])
+            for label in range(len(data.class_names)):
+                rows = np.flatnonzero(y == label)[: TEN_CLASSES_PER_CLASS[split]]
+                xs.append(x[rows])
+                ys.append(np.full(len(rows), offset + label, np.int64))
+        order = rng.permutation(sum(len(y) for y in ys))
+        splits.append((np.concatenate(xs)[order], np.concatenate(ys)[order]))
+    (x_train, y_train), (x_test, y_test) = splits
+    return ArrayDataset(
+        "cifar10-ten-classes",
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        list(CIFAR10_CLASSES),
+        f"{CREDIT}; the subset that ships with the course, 1,000 train and 500 test a class",
         TERMS,
     )
 
