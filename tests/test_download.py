@@ -8,6 +8,7 @@ already stored.
 import io
 import sqlite3
 
+import numpy as np
 import pytest
 import requests
 from PIL import Image
@@ -269,3 +270,47 @@ def test_the_downloads_table_maps_every_url_to_its_image(server, tmp_path):
 def test_bad_worker_count_is_refused(tmp_path):
     with pytest.raises(ValueError, match="workers"):
         download_images(Catalog(tmp_path), [], workers=0)
+
+
+def photo_tree(root, classes=("dog", "frog", "ship"), per_class=40):
+    """A class-per-folder tree of small JPEGs whose red channel says the class."""
+    for ci, cls in enumerate(classes):
+        (root / cls).mkdir(parents=True)
+        for j in range(per_class):
+            pixels = np.full((8, 8, 3), (80 * ci, 6 * j, 0), np.uint8)
+            Image.fromarray(pixels).save(root / cls / f"{j:04d}.jpg", quality=95)
+    return root
+
+
+def test_a_class_query_answers_real_photos_with_a_share_of_wrong_ones(tmp_path, monkeypatch):
+    root = photo_tree(tmp_path / "photos")
+    monkeypatch.setenv("COURSE_TEST_KEY", KEY)
+    with ImageAPIServer(KEY, photos=root, per_class=20, wrong_share=0.1) as srv:
+        found = search_photos("dog", n=50, base_url=srv.api_url, api_key_env="COURSE_TEST_KEY")
+        assert len(found) == 20 and all(p.license and p.author for p in found)
+        truth = [srv.true_class(p.page_url) for p in found]
+        assert truth.count("frog") == 2 and truth.count("dog") == 18  # every 10th is wrong
+        for photo, shown in zip(found, truth, strict=True):
+            body = requests.get(photo.url, timeout=5).content
+            red = np.asarray(Image.open(io.BytesIO(body)))[..., 0].mean()
+            assert abs(red - 80 * ("dog", "frog", "ship").index(shown)) < 8
+        assert srv.true_class(srv.url("/img/scene-1.png")) is None
+        # no photo answers two queries: the wrong ones come from past frog's own answers
+        frogs = search_photos("frog", n=50, base_url=srv.api_url, api_key_env="COURSE_TEST_KEY")
+        urls = [requests.get(p.url, timeout=5).content for p in found + frogs]
+        assert len(urls) == 40 and len(set(urls)) == 40, len(set(urls))
+        # the scenes and sample photos are still there
+        assert (
+            len(search_photos("shapes", n=5, base_url=srv.api_url, api_key_env="COURSE_TEST_KEY"))
+            == 5
+        )
+
+
+def test_no_wrong_answers_on_request_and_a_bad_share_refused(tmp_path, monkeypatch):
+    root = photo_tree(tmp_path / "photos")
+    monkeypatch.setenv("COURSE_TEST_KEY", KEY)
+    with ImageAPIServer(KEY, photos=root, per_class=20, wrong_share=0.0) as srv:
+        found = search_photos("ship", n=50, base_url=srv.api_url, api_key_env="COURSE_TEST_KEY")
+        assert {srv.true_class(p.page_url) for p in found} == {"ship"}
+    with pytest.raises(ValueError, match="wrong_share"):
+        ImageAPIServer(KEY, photos=root, wrong_share=1.0)

@@ -17,7 +17,12 @@ Use it as a context manager; it listens on a free port in a background thread::
         server.url("/img/scene-0.png")
 
 Photos served: four scikit-image sample photos (public domain or CC0, credited as
-their authors are) and generated scenes from :mod:`helpers.acquire.synthetic`.
+their authors are), generated scenes from :mod:`helpers.acquire.synthetic`, and, given
+``photos`` (a class-per-folder tree, such as the course's shipped target photos from
+:func:`helpers.acquire.photos.photo_tree`), real photos for a query that names one of
+its classes. Like a real search engine's, a share of those answers (``wrong_share``)
+are photos of another class; :meth:`ImageAPIServer.true_class` tells which, for
+measuring, never the client.
 """
 
 from __future__ import annotations
@@ -28,8 +33,10 @@ import threading
 import time
 import zlib
 from collections import Counter
+from dataclasses import dataclass
 from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
@@ -144,6 +151,55 @@ def gallery(n_scenes: int) -> list[dict]:
     return photos
 
 
+PHOTO_CREDIT = "CIFAR-10 (Krizhevsky, 2009)"
+PHOTO_LICENSE = "research and teaching; cite Krizhevsky 2009"
+
+
+@dataclass(frozen=True)
+class PhotoGallery:
+    """Real photos the server answers class-name queries with: the Pexels-shaped
+    entries, the file behind each ``/img/photo-<k>.jpg``, and each entry's true class."""
+
+    entries: list[dict]
+    files: dict[str, Path]
+    truth: dict[str, str]  # "/photos/photo-<k>" -> the class the photo shows
+
+
+def photo_gallery(root: str | Path, per_class: int, wrong_share: float) -> PhotoGallery:
+    """``per_class`` answers for each class folder of ``root`` (sorted file names), in
+    which every ``round(1 / wrong_share)``-th answer is a photo of the next class, tagged
+    with the query's class as a search engine's mistake would be. The photos that stand
+    in come from past the next class's own answers, so no photo is answered twice."""
+    if not 0 <= wrong_share < 1:
+        raise ValueError(f"wrong_share must be in [0, 1), not {wrong_share}")
+    root = Path(root)
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    files = {c: sorted(root.joinpath(c).glob("*.jpg")) for c in classes}
+    every = round(1 / wrong_share) if wrong_share else 0
+    gallery = PhotoGallery([], {}, {})
+    for ci, cls in enumerate(classes):
+        other = classes[(ci + 1) % len(classes)]
+        for j in range(min(per_class, len(files[cls]))):
+            wrong = every and (j + 1) % every == 0 and per_class + j < len(files[other])
+            shown, path = (other, files[other][per_class + j]) if wrong else (cls, files[cls][j])
+            k = len(gallery.entries)
+            gallery.entries.append(
+                {
+                    "id": 10_000 + k,
+                    "alt": f"{cls} photo",
+                    "photographer": PHOTO_CREDIT,
+                    "photographer_url": "/photographers/cifar10",
+                    "url": f"/photos/photo-{k}",
+                    "license": PHOTO_LICENSE,
+                    "tags": f"{cls} photo",
+                    "src": {size: f"/img/photo-{k}.jpg" for size in SIZES},
+                }
+            )
+            gallery.files[f"photo-{k}"] = path
+            gallery.truth[f"/photos/photo-{k}"] = shown
+    return gallery
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
@@ -189,7 +245,8 @@ class _Handler(BaseHTTPRequestHandler):
         per_page = max(1, min(80, int(query.get("per_page", ["15"])[0])))
         page = max(1, int(query.get("page", ["1"])[0]))
         base = f"http://{self.server.server_address[0]}:{self.server.server_address[1]}"
-        found = [p for p in gallery(self.server.n_scenes) if set(words) & set(p["tags"].split())]
+        known = gallery(self.server.n_scenes) + self.server.photos.entries
+        found = [p for p in known if set(words) & set(p["tags"].split())]
         chunk = found[(page - 1) * per_page : page * per_page]
         photos = [
             {
@@ -219,6 +276,8 @@ class _Handler(BaseHTTPRequestHandler):
             if index.isdigit():
                 fmt = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}[ext]
                 return self._send(200, scene_image(int(index), fmt), f"image/{fmt.lower()}")
+        if ext == "jpg" and stem in self.server.photos.files:  # one rendition: 32x32 photos
+            return self._send(200, self.server.photos.files[stem].read_bytes(), "image/jpeg")
         photo, _, size = stem.rpartition("-")
         if ext == "jpg" and photo in {p[0] for p in SAMPLE_PHOTOS} and size in SIZES:
             return self._send(200, sample_photo(photo, size), "image/jpeg")
@@ -291,6 +350,7 @@ class _Server(ThreadingHTTPServer):
     slow_seconds: float
     huge_bytes: int
     latency_seconds: float
+    photos: PhotoGallery
     hits: Counter
     lock: threading.Lock
 
@@ -306,6 +366,8 @@ class ImageAPIServer:
     ``port`` 0 takes any free port; a fixed one keeps URLs stable across runs, so a
     re-run resumes downloads. ``latency_seconds`` delays each image answer, as a
     distant server would, so the benchmark shows what concurrent workers buy.
+    ``photos`` (a class-per-folder tree) adds up to ``per_class`` real photos for each
+    of its classes, ``wrong_share`` of them of another class (see :func:`photo_gallery`).
     """
 
     def __init__(
@@ -317,6 +379,9 @@ class ImageAPIServer:
         huge_bytes: int = 3_000_000,
         latency_seconds: float = 0.0,
         port: int = 0,
+        photos: str | Path | None = None,
+        per_class: int = 60,
+        wrong_share: float = 0.1,
     ):
         self._server = _Server(("127.0.0.1", port), _Handler)
         self._server.api_key = api_key
@@ -324,6 +389,9 @@ class ImageAPIServer:
         self._server.slow_seconds = slow_seconds
         self._server.huge_bytes = huge_bytes
         self._server.latency_seconds = latency_seconds
+        self._server.photos = (
+            photo_gallery(photos, per_class, wrong_share) if photos else PhotoGallery([], {}, {})
+        )
         self._server.hits = Counter()
         self._server.lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -342,6 +410,11 @@ class ImageAPIServer:
     def hits(self) -> Counter:
         with self._server.lock:
             return Counter(self._server.hits)
+
+    def true_class(self, page_url: str) -> str | None:
+        """The class a real photo's page (``Photo.page_url``) shows, whatever the query
+        that found it; None for anything else. For measuring the search's mistakes."""
+        return self._server.photos.truth.get(urlparse(page_url).path)
 
     def url(self, path: str) -> str:
         return self.base_url + path
