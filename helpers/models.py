@@ -216,9 +216,16 @@ def _residual(x, width: int, stride: int, name: str):
     # Zero-initialised last BatchNorm: each block starts as the identity ("bag of tricks").
     y = keras.layers.BatchNormalization(gamma_initializer="zeros", name=f"{name}_bn2")(y)
     if stride != 1 or shortcut.shape[-1] != width:
-        shortcut = keras.layers.Conv2D(
-            width, 1, strides=stride, use_bias=False, name=f"{name}_proj"
-        )(shortcut)
+        if stride != 1:
+            # Every second pixel, then a 1x1 convolution: the same function as a 1x1
+            # convolution with stride 2, which oneDNN's AVX-512 kernels crash on in the
+            # backward pass when the batch is odd (issue 25; tensorflow-cpu 2.21.0,
+            # benchmarks/onednn_strided_1x1_repro.py, tests/test_upstream.py). The same
+            # family of fault: https://github.com/tensorflow/tensorflow/issues/57749
+            shortcut = keras.layers.MaxPooling2D(1, strides=stride, name=f"{name}_subsample")(
+                shortcut
+            )
+        shortcut = keras.layers.Conv2D(width, 1, use_bias=False, name=f"{name}_proj")(shortcut)
         shortcut = keras.layers.BatchNormalization(name=f"{name}_proj_bn")(shortcut)
     y = keras.layers.Add(name=f"{name}_add")([shortcut, y])
     return keras.layers.Activation("relu", name=f"{name}_out")(y)
@@ -457,10 +464,9 @@ def with_dtype_policy(model, policy: str):
     built on it computes in bfloat16 on whichever machine loads it. Precision belongs to
     the machine that trains, not to the model: notebook 07 saves its backbone in float32,
     and notebook 08 rebuilds what it loads under the policy it chose for its own device.
-    (Notebook 08 crashed TensorFlow in a ``tf_Compute`` thread on an AVX-512 BF16 CPU,
-    3 of 4 smoke runs, only when it fine-tuned such an inherited bfloat16 backbone with
-    frozen BatchNorm; issue 25.) Variables are float32 under every mixed policy, so the
-    weights carry over exactly.
+    Variables are float32 under every mixed policy, so the weights carry over exactly.
+    (Issue 25's crash was first put down to such an inherited bfloat16 backbone; its
+    cause turned out to be oneDNN and a strided 1x1 convolution, see ``_residual``.)
     """
 
     def retarget(node):

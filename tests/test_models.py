@@ -123,3 +123,19 @@ def test_choose_precision_follows_the_table_and_a_measurement(monkeypatch):
     speeds = {"float32": 100.0, "mixed_bfloat16": 90.0}
     measured = choose_precision([], measure=speeds.get, apply=False)
     assert measured[0] == "float32" and "measured" in measured[1]
+
+
+def test_the_subsampled_projection_computes_a_strided_one_by_one_convolution():
+    """models._residual takes every second pixel before its 1x1 projection instead of a
+    strided 1x1 convolution (the kernel oneDNN crashes on, issue 25): the same function."""
+    backbone = M.resnet_backbone((32, 32, 3), width=8, depth=(1, 1))
+    inner = backbone.get_layer("stage2_block1_subsample").input
+    proj = backbone.get_layer("stage2_block1_proj")
+    features = keras.Model(backbone.input, [inner, proj.output])
+    x = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype("float32")
+    before, after = (keras.ops.convert_to_numpy(t) for t in features(x))
+    strided = keras.layers.Conv2D(16, 1, strides=2, use_bias=False)
+    strided.build(before.shape)
+    strided.set_weights(proj.get_weights())
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(strided(before)), after, atol=1e-5)
+    assert after.shape == (3, 16, 16, 16)
