@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import urllib.error
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -172,6 +173,40 @@ def test_offline_imagenet_weights_fail_fast_naming_the_file(tmp_path, monkeypatc
     target = tmp_path / "models" / name
     assert f"Copy the file {target} " in str(err.value)
     assert "URL fetch failure" in str(err.value)
+
+
+def test_imagenet_weights_copied_where_the_error_says_load_offline(tmp_path, monkeypatch):
+    """The README's advice for an offline machine, followed: a weights file of the right
+    shapes (random here: this machine cannot download the real ones) placed in the
+    Keras cache under the name the error gives loads without a network."""
+    import h5py
+    from keras.src.backend import config
+    from keras.src.legacy.saving import legacy_h5_format
+    from keras.src.utils import file_utils
+
+    requests_made = []
+
+    def offline(url, *args, **kwargs):
+        requests_made.append(url)
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(file_utils, "urlretrieve", offline)
+    monkeypatch.setattr(config, "_KERAS_DIR", str(tmp_path))
+    with pytest.raises(ft.WeightsUnavailable) as err:
+        ft.imagenet_backbone("MobileNetV2", (96, 96, 3))
+    target = Path(str(err.value).split("Copy the file ", 1)[1].split(" from a machine")[0])
+    same = keras.applications.MobileNetV2(
+        include_top=False, weights=None, input_shape=(96, 96, 3), pooling="avg"
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(target, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, same)
+    requests_made.clear()
+    backbone = ft.load_backbone("imagenet", expected={"input_size": (96, 96), "channels": 3})
+    assert not requests_made, "the cached file must be used without a download"
+    assert backbone.card["preprocessing"] == "symmetric" and backbone.input_shape == (96, 96, 3)
+    x = np.random.default_rng(0).uniform(0, 255, (2, 96, 96, 3)).astype("float32")
+    np.testing.assert_allclose(backbone.model(x), same(x), atol=1e-5)
 
 
 @pytest.mark.slow  # trains 16 small models: about 30 s alone, minutes beside other work
