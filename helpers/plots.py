@@ -52,7 +52,12 @@ def image_grid(
         raise ValueError("image_grid needs at least one image")
     cols = max(1, min(cols, len(images)))
     rows = (len(images) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * size, rows * (size + 0.25)), squeeze=False)
+    titles = [_wrap(str(t), size) for t in titles]
+    lines = max((t.count("\n") + 1 for t in titles), default=1)
+    title_height = 0.25 * lines * title_size / 8  # inches: wrapped titles never overlap
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(cols * size, rows * (size + title_height)), squeeze=False
+    )
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i >= len(images):
@@ -60,7 +65,7 @@ def image_grid(
         image, style = _as_displayable(images[i])
         ax.imshow(image, interpolation="nearest", **style)
         if i < len(titles):
-            ax.set_title(_wrap(str(titles[i]), size), fontsize=title_size)
+            ax.set_title(titles[i], fontsize=title_size)
         for b in boxes[i] if i < len(boxes) else ():
             ax.add_patch(
                 plt.Rectangle(
@@ -95,6 +100,7 @@ def learning_curves(histories: dict, *, metrics: Sequence[str] = ("loss", "accur
     is overfitting; two curves that stay far apart from the start, too little data.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     if "loss" in histories:
         histories = {"": histories}
@@ -109,6 +115,7 @@ def learning_curves(histories: dict, *, metrics: Sequence[str] = ("loss", "accur
                     epochs = range(1, len(values) + 1)
                     ax.plot(epochs, values, style, color=colour, label=label.strip())
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 2.5
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7)
