@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 SIDES = (32, 48, 64, 96, 128, 160, 192, 224)  # candidate sides, small to large
-PIXELS_PER_BATCH = 256 * 64 * 64  # 4x the laptop batch at 32x32: about 2.5 GB at peak
+PIXELS_PER_BATCH = 256 * 64 * 64  # the pixels of 4 laptop batches (256 images) at 32x32
 SMALLEST_BATCH = 16
 
 
