@@ -498,9 +498,11 @@ def plan_epochs(seconds_per_step: float, steps: int, eval_seconds: float, budget
 
 class _Pace(keras.callbacks.Callback):
     """The seconds per step ``model.fit`` keeps, from the ends of an epoch's batches after
-    the first (the first batch pays for tracing the step)."""
+    the first, and what the first batch cost beyond a step: tracing ``fit``'s step and
+    starting its input, which a retrace pays again."""
 
     def on_epoch_begin(self, epoch, logs=None):
+        self.began = time.perf_counter()
         self.ends: list[float] = []
 
     def on_train_batch_end(self, batch, logs=None):
@@ -511,6 +513,12 @@ class _Pace(keras.callbacks.Callback):
         if len(self.ends) < 2:
             return None
         return (self.ends[-1] - self.ends[0]) / (len(self.ends) - 1)
+
+    @property
+    def trace_seconds(self) -> float | None:
+        if self.seconds_per_step is None:
+            return None
+        return max(0.0, self.ends[0] - self.began - self.seconds_per_step)
 
 
 class _Deadline(keras.callbacks.Callback):
@@ -686,14 +694,20 @@ def fit(
         history = run(0, 1, [pace])
         fit_step = pace.seconds_per_step or per_step
         per_epoch = fit_step * steps + eval_seconds
-        left = deadline - time.perf_counter() - (trace if schedule else 0.0)
+        # The schedule's new length retraces fit's step once: what that cost in epoch 1,
+        # not train_on_batch's first trace, which also built the model and its optimizer.
+        retrace = 0.0
+        if schedule:
+            retrace = pace.trace_seconds if pace.trace_seconds is not None else trace
+        left = deadline - time.perf_counter() - retrace
         epochs = 1 + max(0, int(0.98 * left / per_epoch))
-        used = (time.perf_counter() - started + (epochs - 1) * per_epoch) / 60
+        used = (time.perf_counter() - started + retrace + (epochs - 1) * per_epoch) / 60
         plan = (
             f"measured {per_step:.3g} s/step before training (train_on_batch) and "
             f"{fit_step:.3g} s/step in epoch 1 of fit; with {eval_seconds:.1f} s of "
-            f"validation and checkpoint, {per_epoch:.1f} s per epoch of {steps} steps: "
-            f"{epochs} epochs, {used:.1f} of {time_budget_min:g} minutes"
+            f"validation and checkpoint, {per_epoch:.1f} s per epoch of {steps} steps and "
+            f"{retrace:.1f} s to retrace: {epochs} epochs, {used:.1f} of "
+            f"{time_budget_min:g} minutes"
         )
         set_schedule_length(epochs)
         write_plan()
