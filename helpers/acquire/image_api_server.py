@@ -176,14 +176,14 @@ def photo_gallery(root: str | Path, per_class: int, wrong_share: float) -> Photo
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     files = {c: sorted(root.joinpath(c).glob("*.jpg")) for c in classes}
     every = round(1 / wrong_share) if wrong_share else 0
-    gallery = PhotoGallery([], {}, {})
+    answers = PhotoGallery([], {}, {})
     for ci, cls in enumerate(classes):
         other = classes[(ci + 1) % len(classes)]
         for j in range(min(per_class, len(files[cls]))):
             wrong = every and (j + 1) % every == 0 and per_class + j < len(files[other])
             shown, path = (other, files[other][per_class + j]) if wrong else (cls, files[cls][j])
-            k = len(gallery.entries)
-            gallery.entries.append(
+            k = len(answers.entries)
+            answers.entries.append(
                 {
                     "id": 10_000 + k,
                     "alt": f"{cls} photo",
@@ -195,9 +195,9 @@ def photo_gallery(root: str | Path, per_class: int, wrong_share: float) -> Photo
                     "src": {size: f"/img/photo-{k}.jpg" for size in SIZES},
                 }
             )
-            gallery.files[f"photo-{k}"] = path
-            gallery.truth[f"/photos/photo-{k}"] = shown
-    return gallery
+            answers.files[f"photo-{k}"] = path
+            answers.truth[f"/photos/photo-{k}"] = shown
+    return answers
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -383,15 +383,14 @@ class ImageAPIServer:
         per_class: int = 60,
         wrong_share: float = 0.1,
     ):
-        self._server = _Server(("127.0.0.1", port), _Handler)
+        answers = photo_gallery(photos, per_class, wrong_share) if photos else None
+        self._server = _Server(("127.0.0.1", port), _Handler)  # binds: after every check
+        self._server.photos = answers or PhotoGallery([], {}, {})
         self._server.api_key = api_key
         self._server.n_scenes = n_scenes
         self._server.slow_seconds = slow_seconds
         self._server.huge_bytes = huge_bytes
         self._server.latency_seconds = latency_seconds
-        self._server.photos = (
-            photo_gallery(photos, per_class, wrong_share) if photos else PhotoGallery([], {}, {})
-        )
         self._server.hits = Counter()
         self._server.lock = threading.Lock()
         self._thread: threading.Thread | None = None
