@@ -16,7 +16,8 @@ pipeline -> models/train -> finetune -> results):
   stripped) and the one reader of class-per-folder trees.
 - ``catalog``: the SQLite store of images, labels, boxes and splits; all SQL lives here.
 - ``acquire/``: bringing images in: ``datasets`` (arrays by name), ``photos`` (the real
-  CIFAR-10 photos that ship with the course, split into source and target classes),
+  CIFAR-10 photos that ship with the course, split into source and target classes;
+  ``photo_archives`` builds them),
   ``synthetic`` (generated scenes), ``folders`` (folders and CSV into the catalog),
   ``download`` (web downloads), ``image_api_server`` (a local image-search API for
   offline runs).

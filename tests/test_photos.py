@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers.acquire import datasets, photos
+from helpers.acquire import datasets, photo_archives, photos
 from helpers.acquire.arrays import ArrayDataset
 from helpers.images import walk_class_tree
 
@@ -308,8 +308,12 @@ def tiny_cifar(folder: Path) -> Path:
 def test_the_builder_is_reproducible_and_stores_the_jpeg_bytes_unchanged(tmp_path):
     source = tiny_cifar(tmp_path / "train")
     split = {"train": 3, "test": 1}
-    first = photos.build_archive(source, photos.TARGET_CLASSES, split, tmp_path / "a.tar.gz")
-    again = photos.build_archive(source, photos.TARGET_CLASSES, split, tmp_path / "b.tar.gz")
+    first = photo_archives.build_archive(
+        source, photos.TARGET_CLASSES, split, tmp_path / "a.tar.gz"
+    )
+    again = photo_archives.build_archive(
+        source, photos.TARGET_CLASSES, split, tmp_path / "b.tar.gz"
+    )
     assert first == again
     assert (tmp_path / "a.tar.gz").read_bytes() == (tmp_path / "b.tar.gz").read_bytes()
     names = ustar_members(tmp_path / "a.tar.gz")
@@ -324,4 +328,6 @@ def test_the_builder_is_reproducible_and_stores_the_jpeg_bytes_unchanged(tmp_pat
 def test_the_builder_refuses_a_folder_with_too_few_photos(tmp_path):
     source = tiny_cifar(tmp_path / "train")
     with pytest.raises(ValueError, match="fewer than the 6"):
-        photos.build_archive(source, photos.SOURCE_CLASSES, {"train": 5, "test": 1}, tmp_path / "x")
+        photo_archives.build_archive(
+            source, photos.SOURCE_CLASSES, {"train": 5, "test": 1}, tmp_path / "x"
+        )
