@@ -4,6 +4,11 @@ One call, :func:`setup_devices`, in every notebook's Setup section: it lists the
 any GPUs (name, memory), turns on GPU memory growth (so one notebook does not take all
 GPU memory from the next), picks mixed precision where the GPU has tensor cores, and
 returns a ``tf.distribute`` strategy. It never fails on a CPU-only machine.
+
+The hardware facts live here once: :func:`hardware` finds the CPU and GPUs without
+configuring anything, :func:`versions` names the libraries, and :func:`environment` is the
+one record of both that a run report or a model card keeps, so two runs or two saved
+models can be told apart by where they ran.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ class GPU:
 
 @dataclass
 class DeviceInfo:
-    """What :func:`setup_devices` found and chose."""
+    """The machine as :func:`hardware` found it, and what :func:`setup_devices` chose."""
 
     cpu: str
     cpu_cores: int
@@ -63,7 +68,8 @@ class DeviceInfo:
         return "\n".join(lines)
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo, else what the platform module says."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
             for line in fh:
@@ -92,6 +98,71 @@ def _nvidia_smi_memory() -> list[int]:
         return []
 
 
+def hardware() -> DeviceInfo:
+    """The CPU and the GPUs TensorFlow sees (name, memory, compute capability).
+
+    Configures nothing (no memory growth, no precision policy, no strategy), so a run
+    report can describe the machine without changing what its kernels will find.
+    """
+    from helpers.quiet import tf
+
+    memories = _nvidia_smi_memory()
+    gpus = []
+    for i, device in enumerate(tf.config.list_physical_devices("GPU")):
+        details = tf.config.experimental.get_device_details(device)
+        gpus.append(
+            GPU(
+                name=details.get("device_name", device.name),
+                memory_mb=memories[i] if i < len(memories) else None,
+                compute_capability=details.get("compute_capability"),
+            )
+        )
+    return DeviceInfo(cpu=cpu_name(), cpu_cores=os.cpu_count() or 1, gpus=gpus)
+
+
+def device_name() -> str:
+    """One line for a card or a printout: ``"2 x NVIDIA H100"``, else the CPU and its cores."""
+    info = hardware()
+    if info.gpus:
+        return f"{len(info.gpus)} x {info.gpus[0].name}"
+    return f"CPU: {info.cpu} ({info.cpu_cores} cores)"
+
+
+def versions() -> dict[str, str | None]:
+    """Python's and the numerical libraries' versions (None for one not installed)."""
+
+    def version(module: str) -> str | None:
+        try:
+            return __import__(module).__version__
+        except ImportError:
+            return None
+
+    return {
+        "python": platform.python_version(),
+        "tensorflow": version("tensorflow"),
+        "keras": version("keras"),
+        "numpy": version("numpy"),
+    }
+
+
+def environment() -> dict:
+    """Where a run ran: :func:`versions`, the platform, and the CPU and GPU names.
+
+    The run report's ``environment`` block starts with this record (the runner adds the
+    profile, seed and commit), so two reports can be compared key by key.
+    """
+    info = hardware()
+    return {
+        **versions(),
+        "platform": platform.platform(),
+        "device": {
+            "cpu": info.cpu,
+            "cpu_cores": info.cpu_cores,
+            "gpus": [gpu.name for gpu in info.gpus],
+        },
+    }
+
+
 def setup_devices(mixed_precision: str | bool = "auto", verbose: bool = True) -> DeviceInfo:
     """Report and configure the devices; return a :class:`DeviceInfo` with a strategy.
 
@@ -101,23 +172,13 @@ def setup_devices(mixed_precision: str | bool = "auto", verbose: bool = True) ->
     """
     from helpers.quiet import keras, tf
 
-    info = DeviceInfo(cpu=_cpu_name(), cpu_cores=os.cpu_count() or 1)
-    physical = tf.config.list_physical_devices("GPU")
-    memories = _nvidia_smi_memory()
-    for i, device in enumerate(physical):
+    for device in tf.config.list_physical_devices("GPU"):
         try:
             # Must happen before the GPU is first used; later it raises RuntimeError.
             tf.config.experimental.set_memory_growth(device, True)
         except RuntimeError:
             pass
-        details = tf.config.experimental.get_device_details(device)
-        info.gpus.append(
-            GPU(
-                name=details.get("device_name", device.name),
-                memory_mb=memories[i] if i < len(memories) else None,
-                compute_capability=details.get("compute_capability"),
-            )
-        )
+    info = hardware()
 
     if mixed_precision == "auto":
         use_mixed = bool(info.gpus) and all(
@@ -199,17 +260,10 @@ def choose_precision(
     /proc/cpuinfo. ``apply`` sets the policy
     globally. The reason is one sentence a notebook prints.
     """
-    from helpers.quiet import keras, tf
+    from helpers.quiet import keras
 
     if gpus is None:
-        gpus = []
-        for device in tf.config.list_physical_devices("GPU"):
-            details = tf.config.experimental.get_device_details(device)
-            gpus.append(
-                GPU(
-                    details.get("device_name", device.name), None, details.get("compute_capability")
-                )
-            )
+        gpus = hardware().gpus
     if measure is not None:
         candidates = ["float32", "mixed_bfloat16"] + (["mixed_float16"] if gpus else [])
         speeds = {policy: float(measure(policy)) for policy in candidates}

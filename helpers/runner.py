@@ -24,7 +24,6 @@ import base64
 import cmath
 import json
 import os
-import platform
 import shlex
 import signal
 import subprocess
@@ -40,6 +39,7 @@ from typing import TextIO
 
 import nbformat
 
+from helpers import devices
 from helpers.config import DEFAULT_SEED, PROFILE_ENV, PROFILES, get_profile, project_root
 from helpers.files import write_atomic
 from helpers.notebooks import course_notebooks, parameters_cell_index, read
@@ -697,38 +697,11 @@ def _git_commit() -> str | None:
         return None
 
 
-def _device() -> dict:
-    """CPU and GPUs, found without configuring anything (the kernels do that)."""
-    from helpers.devices import _cpu_name
-
-    device = {"cpu": _cpu_name(), "cpu_cores": os.cpu_count(), "gpus": []}
-    try:
-        from helpers.quiet import tf
-
-        for gpu in tf.config.list_physical_devices("GPU"):
-            details = tf.config.experimental.get_device_details(gpu)
-            device["gpus"].append(details.get("device_name", gpu.name))
-    except ImportError:
-        device["gpus"] = None
-    return device
-
-
-def _version(module: str) -> str | None:
-    try:
-        return __import__(module).__version__
-    except ImportError:
-        return None
-
-
 def environment(profile: str, seed: object, command: list[str] | None = None) -> dict:
-    """What a reader needs to reproduce the run or explain a difference between two runs."""
+    """What a reader needs to reproduce the run or explain a difference between two runs:
+    :func:`helpers.devices.environment` and what this run chose."""
     return {
-        "python": platform.python_version(),
-        "tensorflow": _version("tensorflow"),
-        "keras": _version("keras"),
-        "numpy": _version("numpy"),
-        "platform": platform.platform(),
-        "device": _device(),
+        **devices.environment(),
         "profile": profile,
         "seed": seed,
         "git_commit": _git_commit(),
