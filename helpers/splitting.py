@@ -26,6 +26,30 @@ def _check_fractions(fractions) -> tuple[float, float, float]:
     return fractions
 
 
+def stratified_split(labels, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(keep, held_out)`` of ``labels`` (one class label per item), sorted, with
+    ``fraction`` of every class held out: at least one item of each class that has two
+    or more (when ``fraction`` is above 0), never all of a class. Same labels and seed, same split.
+
+    The splitter for items without near-duplicate groups (image arrays, folder trees):
+    the at-least-one rule means a small class still gets a validation or test image, so
+    its recall can be measured; :func:`stratified_group_split` fills splits group by
+    group for catalogs instead.
+    """
+    labels = np.asarray(labels)
+    if not 0 <= fraction < 1:
+        raise ValueError(f"fraction must be at least 0 and below 1, not {fraction}")
+    rng = np.random.default_rng(seed)
+    keep, held = [np.empty(0, np.int64)], [np.empty(0, np.int64)]
+    for c in np.unique(labels):
+        index = rng.permutation(np.flatnonzero(labels == c))
+        k = int(round(len(index) * fraction))
+        k = min(max(k, 1 if len(index) > 1 and fraction > 0 else 0), len(index) - 1)
+        held.append(index[:k])
+        keep.append(index[k:])
+    return np.sort(np.concatenate(keep)), np.sort(np.concatenate(held))
+
+
 def stratified_group_split(
     labels: dict[int, str],
     groups: list[list[int]] | None = None,

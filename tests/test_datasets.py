@@ -5,6 +5,7 @@ import pytest
 
 from helpers.acquire import datasets
 from helpers.acquire.datasets import DatasetUnavailable, load_arrays
+from helpers.splitting import stratified_split
 
 
 def test_digits_are_uint8_images_with_a_stratified_seeded_split():
@@ -17,6 +18,20 @@ def test_digits_are_uint8_images_with_a_stratified_seeded_split():
     np.testing.assert_array_equal(a.y_test, b.y_test)
     assert not np.array_equal(a.y_test, c.y_test)
     assert set(np.unique(a.y_test)) == set(range(10))
+
+
+def test_stratified_split_holds_out_each_class_share_and_never_a_whole_class():
+    labels = np.array([0] * 50 + [1] * 10 + [2] * 2 + [3])
+    keep, held = stratified_split(labels, 0.2, seed=3)
+    assert np.bincount(labels[held], minlength=4).tolist() == [10, 2, 1, 0]
+    assert sorted([*keep, *held]) == list(range(len(labels)))
+    again, _ = stratified_split(labels, 0.2, seed=3)
+    other, _ = stratified_split(labels, 0.2, seed=4)
+    np.testing.assert_array_equal(keep, again)
+    assert not np.array_equal(keep, other)
+    assert len(stratified_split(labels, 0.0, seed=3)[1]) == 0
+    with pytest.raises(ValueError, match="below 1"):
+        stratified_split(labels, 1.0, seed=3)
 
 
 def test_lfw_faces_and_limit():

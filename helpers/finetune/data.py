@@ -165,9 +165,8 @@ def catalog_target(
 def folder_target(root, *, test_fraction: float = 0.2, seed: int = 0) -> Target:
     """A class-per-folder tree (split here, stratified by class) or a ``train/`` (``val/``)
     ``test/`` split tree, whose ``test/`` is the test set."""
-    from sklearn.model_selection import train_test_split
-
     from helpers.pipeline import ImageList, list_folder
+    from helpers.splitting import stratified_split
 
     root = Path(root)
     if (root / "train").is_dir() and (root / "test").is_dir():
@@ -177,14 +176,12 @@ def folder_target(root, *, test_fraction: float = 0.2, seed: int = 0) -> Target:
             raise BackboneError(f"train/ and test/ of {root} differ in classes {only}; align them")
         return Target(train, test, f"split tree {root}")
     every = list_folder(root)
-    a, b = train_test_split(
-        np.arange(len(every)), test_size=test_fraction, stratify=every.labels, random_state=seed
-    )
+    a, b = stratified_split(every.labels, test_fraction, seed)
 
     def pick(idx):
         return ImageList([every.paths[i] for i in idx], every.labels[idx], every.class_names)
 
-    return Target(pick(np.sort(a)), pick(np.sort(b)), f"class-per-folder tree {root}")
+    return Target(pick(a), pick(b), f"class-per-folder tree {root}")
 
 
 def to_arrays(images, size, channels: int) -> tuple[np.ndarray, np.ndarray]:
