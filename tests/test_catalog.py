@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import catalog as catalog_module
 from helpers.catalog import (
     SCHEMA_VERSION,
     Catalog,
@@ -20,6 +19,7 @@ from helpers.catalog import (
     CatalogUnavailable,
     SchemaTooNewError,
 )
+from helpers.catalog import store as catalog_store
 
 
 @pytest.fixture
@@ -208,7 +208,7 @@ def test_damage_found_only_by_a_later_query_is_named_too(tmp_path):
 def test_a_damaged_catalog_opened_for_reading_only_is_named(tmp_path, monkeypatch):
     db = tmp_path / "catalog.sqlite"
     db.write_bytes(b"not a database at all" * 100)
-    monkeypatch.setattr(catalog_module, "_writable", lambda path: False)  # tests run as root
+    monkeypatch.setattr(catalog_store, "_writable", lambda path: False)  # tests run as root
     with pytest.raises(CatalogCorrupt, match="not a database"):
         Catalog(tmp_path)
 
