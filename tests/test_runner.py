@@ -30,7 +30,6 @@ from helpers.runner import (
     PeakMemory,
     Progress,
     RunnerError,
-    _handling_sigint,
     check_parameter_types,
     compare_runs,
     inject_parameters,
@@ -44,6 +43,7 @@ from helpers.runner import (
     split_parameters,
     write_report,
 )
+from helpers.runner.kernel import handling_sigint
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FAILING = FIXTURES / "fails_on_purpose.ipynb"
@@ -244,9 +244,9 @@ def test_sigint_to_the_runner_alone_interrupts_the_kernel_and_stops_the_run(tmp_
 
 def test_the_sigint_handler_raises_only_while_cells_run_and_is_put_back():
     before = signal.getsignal(signal.SIGINT)
-    with _handling_sigint() as interrupts:
+    with handling_sigint() as interrupts:
         assert signal.getsignal(signal.SIGINT) is interrupts
-        with _handling_sigint() as inner:  # run_notebook inside run_course: the same one
+        with handling_sigint() as inner:  # run_notebook inside run_course: the same one
             assert inner is interrupts
         with pytest.raises(KeyboardInterrupt), interrupts.armed(None):
             signal.raise_signal(signal.SIGINT)
@@ -261,7 +261,7 @@ def test_the_sigint_handler_raises_only_while_cells_run_and_is_put_back():
 def test_an_inherited_ignored_sigint_is_handled_during_a_run_and_restored_after():
     before = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        with _handling_sigint() as interrupts:
+        with handling_sigint() as interrupts:
             assert signal.getsignal(signal.SIGINT) is interrupts
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
@@ -529,9 +529,9 @@ def test_peak_memory_sees_what_the_kernel_process_allocated():
 
 
 def test_peak_memory_without_vmhwm_samples_with_psutil(monkeypatch):
-    import helpers.runner as runner
+    from helpers.runner import kernel
 
-    monkeypatch.setattr(runner, "_vm_hwm_bytes", lambda pid: None)  # as on macOS
+    monkeypatch.setattr(kernel, "_vm_hwm_bytes", lambda pid: None)  # as on macOS
     assert peak_of_child(200) >= 200
 
 
