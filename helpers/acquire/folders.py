@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import warnings
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,10 +27,11 @@ from PIL import Image
 from helpers.catalog import SPLITS, Catalog, CatalogError
 from helpers.files import OutsideFolder, resolve_inside
 from helpers.images import (
-    ClassTree,
+    ClassFolderWarning,
     FolderError,
     ImageRejected,
     check_image_bytes,
+    class_tree_problems,
     encode_png,
     read_image_file,
     walk_class_tree,
@@ -183,33 +183,6 @@ def ingest_scenes(
 
 
 # -- folders -------------------------------------------------------------------------
-
-
-class ClassFolderWarning(UserWarning):
-    """A class-per-folder tree that cannot train a classifier as it stands."""
-
-
-def class_tree_problems(tree: ClassTree) -> list[str]:
-    """What keeps a class tree from training a classifier: empty class folders (the model
-    would get an output for a class it never sees) and a single class with images (a
-    classifier needs two). One sentence each, with the absolute path and what to do."""
-    counts = Counter(name for _, name in tree.files)
-    root = tree.root.resolve()
-    problems = []
-    empty = [name for name in tree.class_names if not counts[name]]
-    if empty:
-        problems.append(
-            f"class folder(s) {', '.join(empty)} in {root} hold no image files: a model "
-            "trained on this tree gets an output for a class it never sees. Put images in "
-            "them, or remove the empty folders."
-        )
-    filled = [name for name in tree.class_names if counts[name]]
-    if len(filled) == 1:
-        problems.append(
-            f"only one class, {filled[0]!r}, has images in {root}: one class cannot train a "
-            f"classifier. Add a folder for each other class ({root}/<class>/<image>)."
-        )
-    return problems
 
 
 def _require_dir(path: Path, what: str) -> None:

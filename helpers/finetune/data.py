@@ -163,25 +163,20 @@ def catalog_target(
 
 
 def folder_target(root, *, test_fraction: float = 0.2, seed: int = 0) -> Target:
-    """A class-per-folder tree (split here, stratified by class) or a ``train/`` (``val/``)
-    ``test/`` split tree, whose ``test/`` is the test set."""
-    from helpers.pipeline import ImageList, list_folder
-    from helpers.splitting import stratified_split
+    """A class-per-folder tree or a ``train/`` (``val/``) ``test/`` split tree, read by the
+    rules of :func:`helpers.images.read_split_tree` (a class in ``test/`` that ``train/``
+    lacks is refused); without a ``test/``, ``test_fraction`` of every class is held out
+    as the test set. Fine-tuning trains on ``train/`` and scores on ``test/``: a
+    ``val/`` is checked by the same rules but not used, as :func:`catalog_target` leaves
+    a catalog's val split out."""
+    from helpers.images import FolderError
+    from helpers.pipeline import list_splits
 
-    root = Path(root)
-    if (root / "train").is_dir() and (root / "test").is_dir():
-        train, test = list_folder(root / "train"), list_folder(root / "test")
-        if train.class_names != test.class_names:
-            only = sorted(set(train.class_names) ^ set(test.class_names))
-            raise BackboneError(f"train/ and test/ of {root} differ in classes {only}; align them")
-        return Target(train, test, f"split tree {root}")
-    every = list_folder(root)
-    a, b = stratified_split(every.labels, test_fraction, seed)
-
-    def pick(idx):
-        return ImageList([every.paths[i] for i in idx], every.labels[idx], every.class_names)
-
-    return Target(pick(a), pick(b), f"class-per-folder tree {root}")
+    try:
+        splits = list_splits(root, val_fraction=0.0, test_fraction=test_fraction, seed=seed)
+    except FolderError as exc:
+        raise BackboneError(str(exc)) from exc
+    return Target(splits.train, splits.test, f"{splits.layout} {root}")
 
 
 def to_arrays(images, size, channels: int) -> tuple[np.ndarray, np.ndarray]:

@@ -30,7 +30,7 @@ from helpers.pipeline.options import (
     PipelineError,
     PipelineOptions,
 )
-from helpers.pipeline.sources import ImageList, list_catalog, list_folder
+from helpers.pipeline.sources import ImageList, ImageSplits, list_catalog, list_folder, list_splits
 from helpers.pipeline.tfrecords import export_tfrecords, read_manifest, read_tfrecords
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "RESIZE_MODES",
     "ChannelStats",
     "ImageList",
+    "ImageSplits",
     "MemoryCache",
     "PipelineError",
     "PipelineOptions",
@@ -55,6 +56,7 @@ __all__ = [
     "from_folder",
     "list_catalog",
     "list_folder",
+    "list_splits",
     "load_image",
     "model_step",
     "pillow_decode",

@@ -1,4 +1,5 @@
-"""What to read: image files with labels, from a class-per-folder tree or a catalog split."""
+"""What to read: image files with labels, from a class-per-folder tree, a split tree or a
+catalog split."""
 
 from __future__ import annotations
 
@@ -9,9 +10,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from helpers.acquire.folders import ClassFolderWarning, class_tree_problems
-from helpers.images import FolderError, screen_image_file, walk_class_tree
+from helpers.images import (
+    ClassFolderWarning,
+    ClassTree,
+    FolderError,
+    class_tree_problems,
+    read_split_tree,
+    screen_image_file,
+    walk_class_tree,
+)
 from helpers.pipeline.options import PipelineError
+from helpers.splitting import stratified_split
 
 
 @dataclass
@@ -43,6 +52,14 @@ class ImageList:
 
     def __repr__(self) -> str:
         return f"ImageList({len(self)} images, classes {self.class_names})"
+
+    def take(self, index) -> ImageList:
+        """The images at positions ``index``, in that order, with the same classes (and
+        none of ``left_out``: they are no part of the subset)."""
+        return ImageList(
+            [self.paths[i] for i in index], self.labels[index], self.class_names,
+            screened=self.screened,
+        )  # fmt: skip
 
 
 def screen(images: ImageList) -> ImageList:
@@ -95,6 +112,11 @@ def list_folder(root: str | os.PathLike) -> ImageList:
         )
     for problem in class_tree_problems(tree):  # the importer warns the same way
         warnings.warn(problem, ClassFolderWarning, stacklevel=3)
+    return _listed(tree)
+
+
+def _listed(tree: ClassTree) -> ImageList:
+    """A class tree's files as a screened :class:`ImageList`, labels indexing its classes."""
     index = {name: i for i, name in enumerate(tree.class_names)}
     return screen(
         ImageList(
@@ -104,6 +126,55 @@ def list_folder(root: str | os.PathLike) -> ImageList:
             [(str(tree.root / where), reason) for where, reason in tree.left_out],
         )
     )
+
+
+@dataclass
+class ImageSplits:
+    """Train, validation and test images of one tree, sharing ``class_names``."""
+
+    train: ImageList
+    val: ImageList
+    test: ImageList
+    class_names: list[str]
+    layout: str
+    notes: list[str] = field(default_factory=list)
+
+
+def list_splits(
+    root: str | os.PathLike, *, val_fraction: float, test_fraction: float, seed: int
+) -> ImageSplits:
+    """Train, validation and test images of a split tree or a class-per-folder tree.
+
+    Read by :func:`helpers.images.read_split_tree`, whose rules say which folders are
+    splits and which classes count (a class in ``val/`` or ``test/`` that ``train/``
+    lacks is an error, :class:`~helpers.images.FolderError`, saying what to do). A split
+    without its own folder comes out of the training images, stratified by class
+    (:func:`helpers.splitting.stratified_split`): the test set first (``test_fraction``,
+    ``seed``), then the validation set (``seed + 1``), ``val_fraction`` of all the
+    images when the test set came out of the same ones, of ``train/``'s otherwise;
+    ``val_fraction=0`` gives no validation images. Too few images for a split that
+    should have some is a :class:`~helpers.images.FolderError` too.
+    """
+    tree = read_split_tree(root)
+    lists = {split: _listed(part) for split, part in tree.splits.items()}
+    train, notes = lists["train"], list(tree.notes)
+    test = lists.get("test")
+    if test is None:
+        keep, held = stratified_split(train.labels, test_fraction, seed)
+        train, test = train.take(keep), train.take(held)
+        if tree.folders:
+            notes.append(f"no test/ folder: {len(test)} training images held out as the test set")
+        val_fraction = val_fraction / (1 - test_fraction)
+    val = lists.get("val")
+    if val is None:
+        keep, held = stratified_split(train.labels, val_fraction, seed + 1)
+        train, val = train.take(keep), train.take(held)
+    if not len(train) or not len(test) or (not len(val) and val_fraction > 0):
+        raise FolderError(
+            f"{tree.root}: too few images to split into train, validation and test "
+            f"({len(train)}, {len(val)}, {len(test)}); add images or give a split tree"
+        )
+    return ImageSplits(train, val, test, tree.class_names, tree.layout, notes)
 
 
 def list_catalog(
