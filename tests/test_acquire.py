@@ -113,13 +113,13 @@ def test_class_folders_import_labels_and_report_bad_files(class_tree, tmp_path):
 
 def test_split_folders_store_splits(tmp_path):
     root = tmp_path / "split"
-    for i, split in enumerate(("train", "val", "test")):
+    for i, split in enumerate(("train", "validation", "test")):
         synthetic.write_class_folders(root / split, 8, size=16, seed=i, image_format="PNG")
     (root / "extra").mkdir()
     catalog = Catalog(tmp_path / "cat")
     report = acquire.ingest_split_folders(catalog, root, dataset="split")
     assert len(report.added) == 24 and dict(report.skipped) == {
-        "extra": "not a split folder; use one of ('train', 'val', 'test')"
+        "extra": "not a split folder; use one of ['train', 'val', 'valid', 'validation', 'test']"
     }
     counts = {s: len(catalog.images("split", split=s)) for s in ("train", "val", "test")}
     assert counts == {"train": 8, "val": 8, "test": 8}

@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from helpers.catalog import SPLITS, Catalog, CatalogError
+from helpers.catalog import Catalog, CatalogError
 from helpers.files import OutsideFolder, resolve_inside
 from helpers.images import (
+    SPLIT_FOLDERS,
     ClassFolderWarning,
     FolderError,
     ImageRejected,
@@ -34,6 +35,7 @@ from helpers.images import (
     class_tree_problems,
     encode_png,
     read_image_file,
+    split_folders,
     walk_class_tree,
 )
 
@@ -238,20 +240,23 @@ def ingest_class_folders(catalog: Catalog, root: str | Path, *, dataset: str) ->
 def ingest_split_folders(catalog: Catalog, root: str | Path, *, dataset: str) -> IngestReport:
     """Import ``root/{train,val,test}/<class>/<image>`` with labels and splits.
 
-    Missing split folders are fine (many data sets ship train and test only); any other
+    The split folders are those the trainers read (:func:`helpers.images.split_folders`:
+    the validation folder may be named ``val``, ``valid`` or ``validation``). Missing split
+    folders are fine (many data sets ship train and test only); any other
     top-level folder is reported, since it probably holds images meant for a split.
     """
     root = Path(root)
     _require_dir(root, "split folder root")
     report = IngestReport()
-    present = [s for s in SPLITS if (root / s).is_dir()]
+    present = split_folders(root)
+    names = [name for names in SPLIT_FOLDERS.values() for name in names]
     if not present:
-        raise FolderError(f"{root.resolve()} has none of the split folders {SPLITS}")
-    for other in sorted(p for p in root.iterdir() if p.name not in present):
+        raise FolderError(f"{root.resolve()} has none of the split folders {names}")
+    for other in sorted(p for p in root.iterdir() if p not in present.values()):
         if not other.name.startswith("."):
-            report.skipped.append((other.name, f"not a split folder; use one of {SPLITS}"))
-    for split in present:
-        ids = _ingest_class_tree(catalog, root / split, dataset, report, root)
+            report.skipped.append((other.name, f"not a split folder; use one of {names}"))
+    for split, folder in present.items():
+        ids = _ingest_class_tree(catalog, folder, dataset, report, root)
         earlier = catalog.splits()
         leaks = {i for i in ids if earlier.get(i, split) != split}
         for image_id in sorted(leaks):
