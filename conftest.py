@@ -20,6 +20,7 @@ import time
 from queue import Empty
 
 import pytest
+import zmq
 
 os.environ["COURSE_PROFILE"] = "smoke"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -74,6 +75,36 @@ def _watch_kernel_while_waiting() -> None:
 
 
 _watch_kernel_while_waiting()
+
+
+def _keep_every_output_message() -> None:
+    """Give the test kernels' client sockets an unbounded receive queue.
+
+    nbval reads a cell's output (the kernel's IOPub stream) only after the cell's reply,
+    so a cell's messages queue up while it runs. ZeroMQ's publisher drops messages for a
+    subscriber once 1,000 wait at each end (the default high-water marks), and the drop
+    is silent: the cell's final ``idle`` status can be lost, and nbval then fails the
+    cell with "Timeout ... waiting for output". Notebook 02's review gallery sends about
+    5,000 widget messages in one cell, close enough to the limit that the loss came and
+    went with the machine's load; a cell that prints 20,000 lines loses it every time
+    (tests/test_nbval_harness.py keeps that case). With no receive limit the client's
+    ZeroMQ thread takes every message off the wire as it comes, whenever nbval reads.
+    """
+    from jupyter_client.connect import ConnectionFileMixin
+
+    connect = ConnectionFileMixin._create_connected_socket
+    if getattr(connect, "keeps_every_message", False):
+        return
+
+    def create_connected_socket(self, channel, identity=None):
+        self.context.setsockopt(zmq.RCVHWM, 0)  # the default for sockets made from now on
+        return connect(self, channel, identity)
+
+    create_connected_socket.keeps_every_message = True
+    ConnectionFileMixin._create_connected_socket = create_connected_socket
+
+
+_keep_every_output_message()
 
 
 OUTPUT_TIMEOUT_S = 120
