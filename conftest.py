@@ -116,9 +116,9 @@ def pytest_collection_modifyitems(items):
 
     nbval also gives up on a cell when no output message comes within 5 seconds of the
     cell's reply (``output_timeout``, fixed in nbval 0.11): with two notebooks training
-    on two cores, the kernel's output thread can lag longer than that (seen once, in
-    notebook 02's review-gallery cell, while 07 and 08 trained beside it). The wait here
-    is :data:`OUTPUT_TIMEOUT_S`; a dead kernel still fails within a second (see above).
+    on two cores, the kernel's output thread can lag longer than that. The wait here is
+    :data:`OUTPUT_TIMEOUT_S`; a dead kernel still fails within a second (see above), and
+    output lost to ZeroMQ's limits no longer happens (:func:`_keep_every_output_message`).
     """
     for item in items:
         if item.nodeid.endswith(".ipynb") or ".ipynb::" in item.nodeid:
