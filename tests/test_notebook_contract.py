@@ -9,10 +9,6 @@ from helpers.notebooks import check_notebook, course_notebooks, strip_outputs
 NOTEBOOKS = course_notebooks()
 
 
-def test_the_course_has_notebooks():
-    assert NOTEBOOKS, "no notebooks/NN_topic.ipynb found"
-
-
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_committed_notebook_keeps_the_contract(path):
     assert check_notebook(path) == []
