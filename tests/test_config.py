@@ -94,3 +94,23 @@ def test_setup_devices_applies_the_precision_it_reports(restore_precision_policy
     if not info.has_gpu:
         assert info.precision == "float32"  # "auto" never picks float16 on a CPU
         assert "No GPU found" in info.summary()
+
+
+def test_reports_and_cards_share_one_environment_record(monkeypatch):
+    """A run report's environment block and a model card's device line come from the same
+    hardware record, so a report and a card made on one machine name it alike."""
+    import json
+
+    from helpers import devices
+    from helpers.runner.report import environment
+
+    two = devices.DeviceInfo("Xeon", 8, [devices.GPU("NVIDIA H100", 81559, (9, 0))] * 2)
+    monkeypatch.setattr(devices, "hardware", lambda: two)
+    assert devices.device_name() == "2 x NVIDIA H100"
+    record = devices.environment()
+    assert record["device"] == {"cpu": "Xeon", "cpu_cores": 8, "gpus": ["NVIDIA H100"] * 2}
+    report = environment("smoke", 42, ["python", "-m", "helpers", "run"])
+    assert {key: report[key] for key in record} == record
+    assert json.loads(json.dumps(report)) == report  # results.json holds it as it is
+    monkeypatch.setattr(devices, "hardware", lambda: devices.DeviceInfo("AMD EPYC", 2))
+    assert devices.device_name() == "CPU: AMD EPYC (2 cores)"
