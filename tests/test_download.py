@@ -17,11 +17,11 @@ from helpers.acquire.download import (
     DownloadReport,
     Photo,
     SearchError,
-    _Fetcher,
     download_images,
     read_url_list,
     search_photos,
 )
+from helpers.acquire.fetch import Fetcher
 from helpers.acquire.image_api_server import ImageAPIServer
 from helpers.catalog import Catalog
 from helpers.files import sha256_bytes
@@ -131,7 +131,7 @@ def test_retries_honour_retry_after_and_back_off(server, tmp_path):
 def test_retry_after_reads_seconds_and_http_dates_and_is_capped():
     import threading
 
-    fetcher = _Fetcher(5, 5, 60, 1000, 3, 0.5, 30.0, None, DownloadReport(), threading.Lock())
+    fetcher = Fetcher(5, 5, 60, 1000, 3, 0.5, 30.0, None, DownloadReport(), threading.Lock())
     retry = fetcher._retry(3)  # what each session mounts
     assert retry.parse_retry_after("7") == 7.0
     assert retry.parse_retry_after("3600") == 30.0  # capped at max_wait
