@@ -1,8 +1,10 @@
-"""helpers.train: data to splits (bad input included), cardinality, schedule, time budget,
-checkpoints and resuming, metrics for the runner, the learning-rate finder."""
+"""helpers.train: data to splits (bad input included), cardinality, schedule, optimizer,
+planner and budget guard, checkpoints and resuming, metrics for the runner, the
+learning-rate finder."""
 
 import json
 import re
+import time
 import warnings
 
 import numpy as np
@@ -137,66 +139,178 @@ def test_with_cardinality_counts_the_batches_every_epoch_will_see():
 
 
 def test_the_schedule_warms_up_then_decays_and_survives_saving():
-    schedule = T.WarmupDecay(1.0, 100, warmup=0.2, start=0.1)
+    schedule = T.make_schedule(1.0, 100, warmup=0.2, start=0.1)
+    assert isinstance(schedule, T.WarmupDecay)
     rates = [float(schedule(s)) for s in (0, 10, 20, 60, 100)]
     np.testing.assert_allclose(rates, [0.1, 0.55, 1.0, 0.5, 0.0], atol=1e-6)
-    cosine = T.WarmupDecay(1.0, 100, warmup=0.0, kind="cosine")
-    assert float(cosine(50)) == pytest.approx(0.5, abs=1e-6)
     again = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(schedule))
     assert float(again(60)) == pytest.approx(0.5)
     with pytest.raises(ValueError, match="kind"):
-        T.WarmupDecay(1.0, 10, kind="step")
+        T.make_schedule(1.0, 10, kind="step")
+    with pytest.raises(ValueError, match="CosineDecay"):
+        T.WarmupDecay(1.0, 10, kind="cosine")
 
 
-def test_plan_epochs_fits_the_whole_schedule_in_the_budget():
-    epochs, per_epoch = T.plan_epochs(0.21, 100, 4.0, budget_min=15)
-    assert per_epoch == pytest.approx(25.0)
-    assert epochs == 34 and epochs * per_epoch <= 15 * 60
-    assert T.plan_epochs(10.0, 100, 0, budget_min=1)[0] == 1
+@pytest.mark.parametrize(
+    ("warmup", "start", "end", "total"),
+    [(0.2, 0.1, 0.0, 100), (0.0, 0.1, 0.0, 50), (0.15, 0.05, 0.02, 333)],
+)
+def test_the_cosine_schedule_is_keras_cosine_decay_with_the_course_warm_up(
+    warmup, start, end, total
+):
+    """Keras's CosineDecay(warmup_*) gives, at every step, the rate of the course's own
+    cosine schedule it replaced: a linear warm-up from peak * start to peak over warmup
+    of the steps, then a cosine to peak * end."""
+    peak = 0.4
+    schedule = T.make_schedule(peak, total, warmup=warmup, kind="cosine", start=start, end=end)
+    assert isinstance(schedule, keras.optimizers.schedules.CosineDecay)
+    step = np.arange(total + 5, dtype=np.float64)
+    ramp = warmup * total
+    warm = peak * (start + (1 - start) * step / max(ramp, 1.0))
+    t = np.clip((step - ramp) / max(total - ramp, 1.0), 0, 1)
+    course = np.where(step < ramp, warm, peak * (end + (1 - end) * 0.5 * (1 + np.cos(np.pi * t))))
+    keras_rates = np.array([float(schedule(s)) for s in range(total + 5)])
+    np.testing.assert_allclose(keras_rates, course, rtol=1e-5, atol=1e-7)
+    linear = T.make_schedule(peak, total, warmup=warmup, start=start, end=end)
+    warming = step < ramp  # the warm-up the linear and the cosine schedule share
+    np.testing.assert_allclose(
+        keras_rates[warming], [float(linear(s)) for s in step[warming]], rtol=1e-6
+    )
 
 
-def test_a_time_budget_chooses_the_epochs_and_epochs_win_when_given(tmp_path, capsys):
+def test_the_optimizer_factory_builds_what_pretrain_and_finetune_build():
+    sgd = T.make_optimizer("sgd", 0.1, total_steps=50, warmup=0.1, weight_decay=5e-4)
+    assert isinstance(sgd, keras.optimizers.SGD) and sgd.nesterov and sgd.momentum == 0.9
+    assert sgd.weight_decay == 5e-4
+    assert sgd.get_config()["learning_rate"]["config"] == {
+        "peak": 0.1, "total_steps": 50, "warmup": 0.1, "kind": "linear", "start": 0.1, "end": 0.0,
+    }  # fmt: skip
+    adamw = T.make_optimizer("adamw", 3e-4, weight_decay=1e-4)
+    assert isinstance(adamw, keras.optimizers.AdamW) and adamw.weight_decay == 1e-4
+    assert float(adamw.learning_rate) == pytest.approx(3e-4)
+    model = T.compile_model(_tiny(), adamw, from_logits=True, sparse_labels=True)
+    assert model.loss.get_config()["from_logits"] and "Sparse" in type(model.loss).__name__
+    with pytest.raises(ValueError, match="one-hot"):
+        T.compile_model(_tiny(), "sgd", label_smoothing=0.1, sparse_labels=True)
+    with pytest.raises(ValueError, match="optimizer must be"):
+        T.make_optimizer("rmsprop", 0.1)
+
+
+def test_the_planner_turns_steps_epochs_or_a_budget_into_steps():
+    plan = T.plan_steps(100, budget_s=15 * 60, seconds_per_step=0.21, epoch_overhead_s=4.0)
+    assert plan.epoch_seconds == pytest.approx(25.0)
+    assert plan.epochs == 34 and plan.total_steps == 3400 and 34 * 25.0 <= 15 * 60
+    assert T.plan_epochs(0.21, 100, 4.0, budget_min=15) == (34, pytest.approx(25.0))
+    assert T.plan_steps(100, budget_s=60, seconds_per_step=10.0).epochs == 1
+    assert T.plan_steps(100, budget_s=60, seconds_per_step=10.0, min_epochs=0).epochs == 0
+    given = T.plan_steps(30, steps=100)
+    assert (given.epochs, given.total_steps) == (4, 100)
+    assert T.plan_steps(30, epochs=3).total_steps == 90
+    assert T.plan_steps(30, steps=100, epochs=3).total_steps == 100  # steps win
+    with pytest.raises(ValueError, match="budget_s"):
+        T.plan_steps(30)
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def _guarded(guard):
+    guard.set_model(type("Model", (), {"stop_training": False})())
+    guard.on_epoch_begin(0)
+    return guard
+
+
+def test_the_deadline_stops_before_the_batch_that_would_end_past_it():
+    """A fake clock: batches of 1 s, then 3 s; the guard stops after the batch after
+    which one more and the epoch's end (2 s) would pass the deadline, never later."""
+    clock = _Clock()
+    guard = _guarded(T.Deadline(20.0, epoch_end_s=2.0, clock=clock))
+    for batch in range(100):
+        clock.now += 1.0 if batch < 5 else 3.0
+        guard.on_train_batch_end(batch)
+        if guard.model.stop_training:
+            break
+    assert guard.fired and guard.stopped_at == 9 and clock.now == 17.0
+    # with the epoch's end, 19 s: inside; one batch more, 22 s, would have been past
+    assert clock.now + 2.0 <= guard.deadline < clock.now + 3.0 + 2.0
+
+
+def test_the_deadline_counts_the_epoch_end_it_sees_and_keeps_quiet_once_the_plan_is_done():
+    clock = _Clock()
+    guard = _guarded(T.Deadline(10.0, clock=clock, total_steps=3))
+    for batch in range(3):
+        clock.now += 1.0
+        guard.on_train_batch_end(batch)
+    clock.now += 4.0  # validation took 4 s
+    guard.on_epoch_end(0)
+    assert guard.epoch_end_s == 4.0 and not guard.fired  # the plan's 3 steps are done
+    guard.total_steps = None
+    guard.on_epoch_end(0)  # 7 s + a 1 s step + a 4 s end > 10 s
+    assert guard.fired and guard.model.stop_training
+
+
+def test_a_time_budget_chooses_the_epochs(tmp_path, capsys):
     x, y = _arrays(64)
     train = pl.from_arrays(x, y, batch_size=16, normalize="none")
     val = pl.from_arrays(*_arrays(32, seed=1), batch_size=32, shuffle=False, normalize="none")
     model = _tiny()
-    result = T.fit(model, train, val, epochs=None, time_budget_min=0.1, out_dir=tmp_path / "run",
+    result = T.fit(model, train, val, epochs=None, time_budget_min=0.2, out_dir=tmp_path / "run",
                    verbose=1)  # fmt: skip
     out = capsys.readouterr().out
-    assert "s/step before training (train_on_batch)" in out and "in epoch 1 of fit" in out
-    planned = int(re.search(r"(\d+) epochs, [\d.]+ of 0.1 minutes", out)[1])
     assert len(result.history["loss"]) == len(result.history["val_accuracy"]) == result.epochs
     log = (tmp_path / "run" / "log.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in log[1:]] == [str(e) for e in range(result.epochs)]
     assert json.loads((tmp_path / "run" / "plan.json").read_text())["epochs"] == result.epochs
+    if "in epoch 1 of fit" not in out:  # so busy a machine that epoch 1 spent the budget
+        assert result.plan.startswith("first plan from") and result.epochs == 1
+        assert "the guard stopped it after step" in result.plan
+        return
+    assert "s/step before training (train_on_batch)" in out
+    assert "a guard ends training at the deadline" in out
+    planned = int(re.search(r"(\d+) epochs, [\d.]+ of 0.2 minutes", out)[1])
     # Epoch 1 and the rest are one run: one history, one log, and one schedule whose decay
     # reaches zero at the last step. On a machine busy enough to slow down after the plan,
-    # the run stops early instead, and says so.
-    if result.epochs == planned:
+    # the guard stops the run early instead, and says so.
+    if "the guard stopped it" not in result.plan:
+        assert result.epochs == planned
         assert float(model.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-7)
-    else:
-        assert f"stopped after {result.epochs}" in result.plan
+
+
+def test_epochs_win_over_a_time_budget():
+    x, y = _arrays(64)
+    train = pl.from_arrays(x, y, batch_size=16, normalize="none")
     result = T.fit(_tiny(), train, epochs=2, time_budget_min=0.05, verbose=0)
     assert result.epochs == 2 and "as given" in result.plan
 
 
-def test_a_budgeted_run_stops_early_when_the_machine_slows_down(monkeypatch):
-    """After the plan, every epoch suddenly takes 30 s more (the clock is moved, not
-    waited for): the run stops inside its one-minute budget instead of finishing late."""
+def test_a_budgeted_run_ends_inside_its_budget_when_the_machine_slows_down(monkeypatch):
+    """After epoch 1 (the plan), every batch suddenly takes 2 s more: the clock is moved,
+    not waited for. The guard stops the run inside its one-minute budget, mid-epoch,
+    instead of finishing the planned epochs late, and the plan says so."""
     x, y = _arrays(64)
     train = pl.from_arrays(x, y, batch_size=16, normalize="none")
     shift = {"seconds": 0.0}
-    real = T.time.perf_counter
-    monkeypatch.setattr(T.time, "perf_counter", lambda: real() + shift["seconds"])
+    real = time.perf_counter
+    monkeypatch.setattr(time, "perf_counter", lambda: real() + shift["seconds"])
+    seen = []
 
     class Slower(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            if epoch >= 1:
-                shift["seconds"] += 30.0
+        def on_train_batch_end(self, batch, logs=None):
+            if len(seen) >= 4:  # epoch 1 has 4 batches
+                shift["seconds"] += 2.0
+            seen.append(batch)
 
+    started = time.perf_counter()
     result = T.fit(_tiny(), train, time_budget_min=1.0, callbacks=[Slower()], verbose=0)
-    assert len(result.history["loss"]) == result.epochs == 2
-    assert "stopped after 2 to end inside the budget" in result.plan
+    assert time.perf_counter() - started <= 60.0
+    assert len(result.history["loss"]) == result.epochs < 20
+    assert "the guard stopped it after step" in result.plan
+    assert "to end inside the budget" in result.plan
 
 
 def test_fit_keeps_the_best_model_a_log_and_records_for_the_runner(tmp_path, monkeypatch):
