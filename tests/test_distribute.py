@@ -205,3 +205,65 @@ def test_a_taken_port_is_named_before_tensorflow_starts(tmp_path):
     (line,) = done.stderr.strip().splitlines()
     assert f"cannot listen on port {port}" in line and "in use" in line
     assert "TF_CONFIG" in line and "waiting" not in done.stdout
+
+
+# -- the loop in this process: the schedule, planner, callbacks and guard it shares --------
+
+
+def _trainer(total_steps: int):
+    from helpers import models
+    from helpers import train as T
+
+    return dist.Trainer(
+        lambda: models.conv_net((8, 8, 3), 2, widths=(4,), head="gap", batchnorm=True),
+        lambda total: T.make_optimizer("sgd", 0.05, total_steps=total, warmup=0.1),
+        global_batch=16, num_classes=2, total_steps=total_steps, jit_compile=False,
+    )  # fmt: skip
+
+
+def _two_classes(n=64):
+    rng = np.random.default_rng(0)
+    y = (np.arange(n) % 2).astype(np.int32)
+    x = np.clip(rng.normal(60 + 140 * y[:, None, None, None], 25, (n, 8, 8, 3)), 0, 255)
+    return x.astype(np.uint8), y
+
+
+def test_the_trainer_plans_with_the_planner_and_keeps_fit_s_history():
+    from helpers import train as T
+    from helpers.quiet import keras
+
+    epoch_data, steps = dist.array_epochs(*_two_classes(), 16, seed=0)
+    plan = T.plan_steps(steps, epochs=3)
+    trainer = _trainer(plan.total_steps)
+    seen = []
+
+    class Epochs(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append((epoch, sorted(logs)))
+
+    log = trainer.fit(epoch_data, steps, callbacks=[Epochs()], verbose=False)
+    assert log.steps == plan.total_steps == 12 and not log.stopped_early
+    assert seen == [(e, ["accuracy", "loss"]) for e in range(3)]
+    assert len(log.history["loss"]) == len(log.history["accuracy"]) == 3
+    assert log.history["loss"][0] == pytest.approx(np.mean(log.losses[:steps]))
+    assert float(trainer.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-7)  # decayed
+
+
+def test_the_trainer_s_budget_guard_ends_the_run_inside_the_budget(monkeypatch):
+    """After step 3 every step takes 10 s more (the clock is moved, not waited for): with
+    a 60-second budget the guard stops the run before the step that would end past it."""
+    epoch_data, steps = dist.array_epochs(*_two_classes(), 16, seed=0)
+    shift = {"seconds": 0.0}
+    real = time.perf_counter
+    monkeypatch.setattr(time, "perf_counter", lambda: real() + shift["seconds"])
+
+    def slower(step, loss):
+        if step >= 3:
+            shift["seconds"] += 10.0
+
+    trainer = _trainer(100)
+    started = time.perf_counter()
+    log = trainer.fit(epoch_data, steps, time_budget_s=60.0, on_step=slower, verbose=False)
+    assert time.perf_counter() - started <= 60.0
+    assert log.out_of_time and log.stopped_early and 3 < log.steps < 100
+    assert len(log.history["loss"]) == -(-log.steps // steps)  # the last epoch cut short
