@@ -32,13 +32,15 @@ def lint_with_line_added(tmp_path, module: str, line: str) -> subprocess.Complet
     ignore = shutil.ignore_patterns("__pycache__")
     shutil.copytree(ROOT / "helpers", tmp_path / "helpers", ignore=ignore)
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    path = tmp_path / "helpers" / f"{module}.py"
+    path = tmp_path / "helpers" / f"{module.replace('.', '/')}.py"
     path.write_text(path.read_text() + f"\n{line}  # noqa\n")
     return lint(tmp_path)
 
 
 def test_a_backward_import_breaks_the_flow_contract(tmp_path):
-    result = lint_with_line_added(tmp_path, "catalog", "from helpers.pipeline import ImageList")
+    result = lint_with_line_added(
+        tmp_path, "catalog.store", "from helpers.pipeline import ImageList"
+    )
     assert result.returncode == 1
     assert "helpers.catalog is not allowed to import helpers.pipeline" in result.stdout
 
