@@ -1,4 +1,4 @@
-"""Label quality: what to check between labeling and training, and a gallery to fix it.
+"""Label quality: what to check between labeling and training.
 
 Labels are never perfect: people mistype class names, click the wrong button, disagree,
 and the same picture arrives twice. Each check here answers one question:
@@ -12,18 +12,22 @@ and the same picture arrives twice. Each check here answers one question:
 - :func:`class_balance`: how many of each class, and which class weights undo it.
 - :func:`find_label_issues`: which labels does a model, trained without ever seeing
   them (out-of-fold), find implausible? Confident learning via cleanlab.
-- :class:`ReviewGallery`: show the suspects and fix each in place, in the catalog.
+
+The gallery that shows the suspects and fixes each in place, in the catalog, is a
+labeling widget: :class:`helpers.labeling.review.ReviewGallery`, importable from here too.
 """
 
 from __future__ import annotations
 
-import html
 import re
 from collections import Counter
 
 import numpy as np
 
 from helpers.catalog import Catalog, CatalogError
+
+# Re-exported: notebook 08 and tests/test_finetune.py import the gallery from here.
+from helpers.labeling.review import ReviewGallery as ReviewGallery
 
 # -- class names ----------------------------------------------------------------------
 
@@ -296,120 +300,3 @@ def find_label_issues(
         }
         for k in ranked
     ]
-
-
-class ReviewGallery:
-    """A grid of suspect labels; each card fixes its image's label in the catalog at once.
-
-    Per card: the image, the given and the suggested class, the model's probability for
-    the given label (``quality`` from :func:`find_label_issues`: out of fold, low means
-    the label looks wrong; the header says so), and buttons "use suggestion"
-    (``course-review-accept``), "keep" (``course-review-keep``, stores the given class
-    as reviewed) and a class menu with "set" (``course-review-set``). A fix is stored
-    with source ``review``, so reviewed labels can be told apart later.
-
-    The menu offers ``classes``, by default the classes of the data set under review:
-    those any annotator used on images of the suspects' data sets, plus the given and
-    suggested ones, in catalog order (a catalog holding digits and shapes offers digits
-    for a digit). Any annotator, not only the reviewer: a second person reviewing the
-    first one's labels has labeled nothing yet, and still needs every class of the set.
-    """
-
-    def __init__(
-        self,
-        catalog: Catalog,
-        issues: list[dict],
-        annotator: str,
-        *,
-        classes: list[str] | None = None,
-        columns: int = 4,
-        display_size: int = 96,
-    ):
-        import ipywidgets as w
-
-        from helpers.labeling.display import IMAGE_CSS, display_bytes
-
-        self.catalog = catalog
-        self.annotator = annotator
-        self.classes = self._classes(issues) if classes is None else list(classes)
-        missing = sorted({i[k] for i in issues for k in ("given", "suggested")} - set(self.classes))
-        if missing:
-            raise CatalogError(f"classes {self.classes} lack {missing}, named by the issues")
-        self.cards: dict[int, dict] = {}
-        boxes = []
-        for number, issue in enumerate(issues, start=1):
-            image_id = issue["image_id"]
-            data, fmt = display_bytes(catalog, image_id)
-            image = w.Image(value=data, format=fmt, layout=w.Layout(width=f"{display_size}px"))
-            image.add_class("course-image")
-            given = html.escape(str(issue["given"]))
-            text = w.HTML(
-                f"{number}. given <b>{given}</b>, suggested"
-                f" <b>{html.escape(str(issue['suggested']))}</b><br><small>P({given}) ="
-                f" {issue['quality']:.2f}</small>"
-            )
-            text.add_class("course-review-text")
-            auto = w.Layout(width="auto")
-            accept = w.Button(description="use suggestion", layout=auto)
-            accept.add_class("course-review-accept")
-            accept.on_click(lambda _b, i=image_id, c=issue["suggested"]: self.fix(i, c))
-            keep = w.Button(description="keep", layout=auto)
-            keep.add_class("course-review-keep")
-            keep.on_click(lambda _b, i=image_id, c=issue["given"]: self.fix(i, c))
-            menu = w.Dropdown(options=self.classes, value=issue["suggested"], layout=auto)
-            menu.add_class("course-review-menu")
-            apply = w.Button(description="set", layout=auto)
-            apply.add_class("course-review-set")
-            apply.on_click(lambda _b, i=image_id, m=menu: self.fix(i, m.value))
-            state = w.HTML()
-            state.add_class("course-review-state")
-            card = w.VBox([image, text, w.HBox([accept, keep]), w.HBox([menu, apply]), state])
-            card.add_class("course-review-card")
-            self.cards[image_id] = {
-                "accept": accept,
-                "keep": keep,
-                "menu": menu,
-                "set": apply,
-                "state": state,
-                "issue": issue,
-            }
-            boxes.append(card)
-        grid = w.GridBox(boxes, layout=w.Layout(grid_template_columns=f"repeat({columns}, auto)"))
-        self.header = w.HTML(
-            f"<b>{len(issues)} suspect labels of {html.escape(annotator)}, worst first.</b>"
-            " P(given) on each card is the model's probability for the given label, from a"
-            " model that never saw that image (out of fold): low means the label looks wrong."
-        )
-        self.header.add_class("course-review-header")
-        self.root = w.VBox([w.HTML(IMAGE_CSS), self.header, grid])
-        self.root.add_class("course-review-gallery")
-
-    def _classes(self, issues: list[dict]) -> list[str]:
-        """The classes of the data sets the suspects belong to, in catalog order."""
-        named = {i[k] for i in issues for k in ("given", "suggested")}
-        datasets = {self.catalog.image(i["image_id"])["dataset"] for i in issues}
-        if None in datasets:  # images without a data set: every image is "the data set"
-            in_sets = None
-        else:
-            in_sets = {r["id"] for d in datasets for r in self.catalog.images(dataset=d)}
-        used = {
-            r["class_name"]
-            for r in self.catalog.labels()
-            if r["class_name"] is not None and (in_sets is None or r["image_id"] in in_sets)
-        }
-        return [c for c in self.catalog.classes() if c in used | named]
-
-    def fix(self, image_id: int, class_name: str) -> None:
-        """Store ``class_name`` as the reviewed label of ``image_id`` (one transaction)."""
-        self.catalog.set_label(image_id, class_name, annotator=self.annotator, source="review")
-        self.cards[image_id]["state"].value = f"saved: {html.escape(str(class_name))}"
-
-    def freeze(self, reason: str) -> None:
-        """Disable every card's buttons and menu (a review a script did, kept on view)."""
-        for card in self.cards.values():
-            for name in ("accept", "keep", "menu", "set"):
-                card[name].disabled = True
-        self.header.value += f"<br><i>{html.escape(reason)}</i>"
-
-    def _repr_mimebundle_(self, **kwargs):
-        return self.root._repr_mimebundle_(**kwargs)

@@ -12,8 +12,9 @@ from helpers.labeling import (
     margin_uncertainty,
     simulate_labels,
 )
+from helpers.labeling.box_annotator import _widget_box
 from helpers.labeling.display import slug
-from helpers.labeling.widgets import _widget_box, class_keys
+from helpers.labeling.keys import class_keys
 
 CLASSES = ["cat", "dog", "bird"]
 

@@ -1,12 +1,20 @@
-"""Labeling: widgets that store every action in the catalog, the display helpers they
-share, model suggestions and a simulated annotator.
+"""Labeling: widgets that store every action in the catalog, the parts they share, model
+suggestions and a simulated annotator.
 
-``widgets`` (:class:`ClassAnnotator`, :class:`BoxAnnotator`), ``display`` (image bytes
-for the browser), ``suggest`` (:func:`fit_suggestions`, uncertainty), ``simulate``
-(:class:`SimulatedAnnotator`, and :func:`simulate_labels` for a catalog built in bulk).
+The widgets: ``class_annotator`` (:class:`ClassAnnotator`, one class per image),
+``box_annotator`` (:class:`BoxAnnotator`, bounding boxes), ``review``
+(:class:`ReviewGallery`, suspect labels fixed in place). What they are built from:
+``session`` (who labels, which images, what a refused write raises), ``keys`` (the class
+annotator's keyboard), ``tally`` (an annotator's labels and counts, held in memory),
+``display`` (image bytes for the browser). Beside them: ``suggest``
+(:func:`fit_suggestions`, uncertainty) and ``simulate`` (:class:`SimulatedAnnotator`,
+and :func:`simulate_labels` for a catalog built in bulk).
 """
 
+from helpers.labeling.box_annotator import BoxAnnotator
+from helpers.labeling.class_annotator import ClassAnnotator
 from helpers.labeling.display import display_bytes, upscaled_png
+from helpers.labeling.review import ReviewGallery
 from helpers.labeling.simulate import SimulatedAnnotator, simulate_labels
 from helpers.labeling.suggest import (
     MODEL_ANNOTATOR,
@@ -14,12 +22,12 @@ from helpers.labeling.suggest import (
     margin_uncertainty,
     pixel_features,
 )
-from helpers.labeling.widgets import BoxAnnotator, ClassAnnotator
 
 __all__ = [
     "MODEL_ANNOTATOR",
     "BoxAnnotator",
     "ClassAnnotator",
+    "ReviewGallery",
     "SimulatedAnnotator",
     "display_bytes",
     "fit_suggestions",

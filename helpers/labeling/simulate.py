@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from helpers.labeling.widgets import ClassAnnotator
+from helpers.labeling.class_annotator import ClassAnnotator
 
 
 class SimulatedAnnotator:
