@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from solutions import s00_setup, s01_acquire, s04_softmax_regression, s05_convolution
+from solutions import (
+    s00_setup,
+    s01_acquire,
+    s03_preprocess_augment,
+    s04_softmax_regression,
+    s05_convolution,
+)
 
 pytestmark = pytest.mark.slow  # each solution trains or runs a server
 
@@ -38,6 +44,20 @@ def test_01_acquire(tmp_path):
     assert len(strict["kept"]) == 1
 
 
+def test_03_preprocess_augment(tmp_path):
+    modes = s03_preprocess_augment.exercise_1()
+    assert modes["crop"]["rows_kept"] < 0.8 and modes["crop"]["padding"] == 0
+    assert 0.2 < modes["pad"]["padding"] < 0.3 and modes["pad"]["rows_kept"] == 1
+    assert s03_preprocess_augment.exercise_2(per_class=4) == (16, 32, 32, 3)
+    stats = s03_preprocess_augment.exercise_3(per_class=40)
+    assert all(0 < abs(gap) < 0.2 for gap in stats["gap_in_train_std"])
+    epochs = s03_preprocess_augment.exercise_4(tmp_path, per_class=10)
+    assert epochs["cache=True images"] == [50, 50, 50]  # the third epoch read no file
+    assert epochs["cache=False images"] == [50, 50, 0]
+    own = s03_preprocess_augment.exercise_5(tmp_path)
+    assert own == {"class_names": ["animal", "object"], "batch_shape": (4, 96, 96, 3)}
+
+
 def test_04_softmax_regression():
     errors = s04_softmax_regression.exercise_1()
     assert errors["with_1_over_n"] < 1e-6 and errors["without_1_over_n"] > 0.9
@@ -65,7 +85,8 @@ def test_05_convolution():
 
 
 @pytest.mark.parametrize(
-    "module", [s00_setup, s01_acquire, s04_softmax_regression, s05_convolution]
+    "module",
+    [s00_setup, s01_acquire, s03_preprocess_augment, s04_softmax_regression, s05_convolution],
 )
 def test_every_exercise_of_the_notebook_has_a_solution(module):
     """A solution module answers each numbered exercise of its notebook, no more, no less."""
