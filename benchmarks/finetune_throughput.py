@@ -140,13 +140,13 @@ def main() -> int:
                "--batch", str(args.batch), "--steps", str(args.steps)]  # fmt: skip
         out = subprocess.run(cmd, capture_output=True, text=True, check=True)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    from helpers.devices import _cpu_name
+    from helpers.devices import cpu_name
 
     base = rows[0]["images_per_s"]
     lines = [
         f"Fine-tuning throughput, notebook 08's model at {args.size}x{args.size}x3, batch "
         f"{args.batch}, top 2 blocks unfrozen, {args.steps} timed steps",
-        f"machine: {_cpu_name()}, {platform.machine()}; device: {rows[0]['device']}"
+        f"machine: {cpu_name()}, {platform.machine()}; device: {rows[0]['device']}"
         + ("" if rows[0]["device"] != "CPU" else " (no GPU on this machine)"),
         f"training cost: {rows[0]['train_gflop_per_image']:.4f} GFLOP per image (3x forward)",
         "",

@@ -123,15 +123,15 @@ def main(argv=None) -> int:
                ("mixed_bfloat16", True)]  # fmt: skip
     if gpus:
         configs += [("mixed_float16", False), ("mixed_float16", True)]
-    from helpers.devices import _cpu_name
+    from helpers.devices import cpu_name
 
-    device = gpu_name or f"{_cpu_name()} ({os.cpu_count()} cores)"
+    device = gpu_name or f"{cpu_name()} ({os.cpu_count()} cores)"
     flags = cpu_flags()
     shown = sorted(f for f in flags if f.startswith(("avx", "amx", "fma")))
     lacking = [f for f in ("avx512f", "avx512_bf16", "amx_bf16") if f not in flags]
     lines = [
-        f"device: {gpu_name or _cpu_name()} ({os.cpu_count()} CPU cores)",
-        f"cpu: {_cpu_name()}; flags: {' '.join(shown) or 'none of avx/amx/fma'}"
+        f"device: {gpu_name or cpu_name()} ({os.cpu_count()} CPU cores)",
+        f"cpu: {cpu_name()}; flags: {' '.join(shown) or 'none of avx/amx/fma'}"
         + (f"; lacks {', '.join(lacking)}" if lacking else ""),
         f"gpu: {gpu_name or 'none found: CPU only, so no mixed_float16 or GPU XLA figures'}",
         f"tensorflow: {tf.__version__}, keras: {keras.__version__}",
