@@ -5,7 +5,8 @@ local image-search API for offline runs.
 ``datasets`` (:func:`~helpers.acquire.datasets.load_arrays`), ``photos`` (the shipped
 photos in source and target classes, checked and unpacked on first use), ``synthetic``
 (scenes of shapes with ground truth), ``folders`` (imports into the catalog, with a
-report), ``download`` (resumable, checked web downloads), ``image_api_server`` (a
+report), ``download`` (resumable, checked web downloads; ``fetch``, one URL's GET with
+its timeouts, deadline and retries), ``image_api_server`` (a
 Pexels-style API on 127.0.0.1). Every image passes :mod:`helpers.images` on its way
 into the catalog.
 """

@@ -24,6 +24,20 @@ import numpy as np
 
 from helpers.acquire.arrays import ArrayDataset, split_arrays
 
+# CIFAR-10's classes in its own label order (keras.datasets.cifar10 labels 0..9).
+CIFAR10_CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
+
 
 class DatasetUnavailable(RuntimeError):
     """A public data set could not be fetched (usually: no internet)."""
@@ -140,18 +154,7 @@ def _keras(name: str) -> Callable[[int, float], ArrayDataset]:
             "MIT",
         ),
         "cifar10": (
-            [
-                "airplane",
-                "automobile",
-                "bird",
-                "cat",
-                "deer",
-                "dog",
-                "frog",
-                "horse",
-                "ship",
-                "truck",
-            ],
+            list(CIFAR10_CLASSES),
             "Alex Krizhevsky (CIFAR)",
             "MIT-like, see the CIFAR page",
         ),

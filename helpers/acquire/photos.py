@@ -81,24 +81,11 @@ import numpy as np
 from PIL import Image
 
 from helpers.acquire.arrays import ArrayDataset
-from helpers.acquire.datasets import DatasetUnavailable, load_arrays
+from helpers.acquire.datasets import CIFAR10_CLASSES, DatasetUnavailable, load_arrays
 from helpers.config import data_dir, get_profile, project_root
 from helpers.files import TEMP_PREFIX
 from helpers.images import encode_png, walk_class_tree
 
-# CIFAR-10's classes in its own label order (keras.datasets.cifar10 labels 0..9).
-CIFAR10_CLASSES = (
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-)
 SOURCE_CLASSES = CIFAR10_CLASSES[:5]  # notebook 07 pretrains on these, with their labels
 TARGET_CLASSES = CIFAR10_CLASSES[5:]  # the learner's project: notebooks 01, 02, 08
 SPLIT_SEED = 27  # the issue that split the classes; changing it changes every archive

@@ -44,7 +44,7 @@ from helpers.images.gate import (
     image_header,
     screen_image_file,
 )
-from helpers.images.pixels import MODES, decode_pixels, encode_png, pixels
+from helpers.images.pixels import LUMA, MODES, decode_pixels, encode_png, pixels
 from helpers.images.trees import (
     SPLIT_FOLDERS,
     ClassFolderWarning,
@@ -60,6 +60,7 @@ from helpers.images.trees import (
 __all__ = [
     "FORMATS",
     "IMAGE_EXTENSIONS",
+    "LUMA",
     "MAX_BYTES",
     "MAX_PIXELS",
     "MIN_SIDE",

@@ -24,7 +24,7 @@ _MODE_REASONS = {
     "F": "unsupported mode 'F': floating-point pixels do not say their range (0..1? 0..255?), "
     "so they cannot be scaled to 8 bits without a guess; convert it to 8-bit L or RGB first",
 }
-_LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, as the training pipeline's gray conversion
+LUMA = (0.299, 0.587, 0.114)  # ITU-R 601 gray: the gate and the training pipeline alike
 
 
 def mode_problem(mode: str) -> str | None:
@@ -90,7 +90,7 @@ def pixels(image: Image.Image, channels: int) -> np.ndarray:
     if alpha is not None:
         color = np.round(color * alpha + 255.0 * (1.0 - alpha))
     if channels == 1 and color.shape[-1] == 3:
-        color = np.round(color @ np.asarray(_LUMA))[..., None]
+        color = np.round(color @ np.asarray(LUMA))[..., None]
     elif channels == 3 and color.shape[-1] == 1:
         color = np.repeat(color, 3, axis=-1)
     return np.clip(color, 0, 255).astype(np.uint8)

@@ -1,4 +1,6 @@
-"""Class-per-folder trees (``root/<class>/<image>``) and split trees."""
+"""Class-per-folder trees (``root/<class>/<image>``) and split trees (``root/train/<class>/...``
+beside ``val/`` and ``test/``): one reader of each, so the importer, the training pipeline
+and every trainer see the same images and classes, by the same rules."""
 
 from __future__ import annotations
 
@@ -94,7 +96,8 @@ _EXTS = "extensions " + " ".join(IMAGE_EXTENSIONS)
 
 
 class ClassFolderWarning(UserWarning):
-    """A class-per-folder or split tree that trains, but not the way you may think."""
+    """A class-per-folder or split tree that cannot train a classifier as it stands, or
+    trains, but not the way you may think (a class with no test images)."""
 
 
 def class_tree_problems(tree: ClassTree) -> list[str]:

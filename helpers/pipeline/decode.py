@@ -23,6 +23,7 @@ import numpy as np
 
 from helpers.images import (
     FORMATS,
+    LUMA,
     TENSORFLOW_EXTENSIONS,
     ImageRejected,
     bytes_problem,
@@ -34,7 +35,6 @@ from helpers.quiet import tf
 # Magic numbers of the formats tf.io.decode_image reads; other bytes go through Pillow.
 _TF_MAGIC = tuple(m for spec in FORMATS.values() if spec.tensorflow_decodes for m in spec.magic)
 _WHITE = 255.0
-_LUMA = (0.299, 0.587, 0.114)
 
 
 def pillow_decode(data: bytes) -> np.ndarray:
@@ -86,7 +86,7 @@ def _composite(color: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
 
 def _rgb_to_gray(rgb: tf.Tensor) -> tf.Tensor:
     """ITU-R 601 luma, the weights of Pillow's ``convert("L")`` and of JPEG's Y channel."""
-    gray = tf.tensordot(tf.cast(rgb, tf.float32), tf.constant(_LUMA), 1)
+    gray = tf.tensordot(tf.cast(rgb, tf.float32), tf.constant(LUMA), 1)
     return tf.cast(tf.round(gray), tf.uint8)[..., None]
 
 
