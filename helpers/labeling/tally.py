@@ -54,7 +54,7 @@ class QueueTally:
         return ", ".join(parts)
 
     def progress(self) -> str:
-        """ "n of N done | " and the :meth:`summary`."""
+        """How many of the queue are done, then the :meth:`summary` ("3 of 40 done | ...")."""
         return f"{len(self.labels)} of {len(self.queue)} done | " + self.summary()
 
     def latest(self, position: int) -> int | None:
