@@ -1,9 +1,10 @@
 """Fine-tuning throughput: images per second in float32, mixed precision, mixed + XLA.
 
-The model is notebook 08's fine-tuning setup: ``helpers.finetune.small_resnet`` with a
-new head, the top two blocks unfrozen and BatchNorm frozen, trained with ``fit`` on
-in-memory batches. Each configuration runs in a fresh process (a dtype policy is
-global, and XLA caches compiled graphs), warms up, then times ``--steps`` steps.
+The model is notebook 08's fine-tuning setup: its fallback backbone (notebook 07's
+ResNet at width 32, one block per stage) with a new head, the top two blocks unfrozen
+and BatchNorm frozen, trained with ``fit`` on in-memory batches. Each configuration runs
+in a fresh process (a dtype policy is global, and XLA caches compiled graphs), warms up,
+then times ``--steps`` steps.
 
 Mixed precision is ``mixed_bfloat16`` on a CPU (this project's AMD EPYC has AVX-512
 BF16 and AMX; ``float16`` on a CPU is slow) and on Ampere or newer GPUs,
@@ -76,6 +77,7 @@ def one(config: str, size: int, batch: int, steps: int) -> dict:
     import numpy as np
 
     from helpers import finetune as ft
+    from helpers import models
     from helpers.quiet import keras, tf
 
     gpus = tf.config.list_physical_devices("GPU")
@@ -90,8 +92,8 @@ def one(config: str, size: int, batch: int, steps: int) -> dict:
     peak = max(matmul_peak(dtype, 1024, 10), matmul_peak(dtype, 2048, 5))  # before training
     keras.mixed_precision.set_global_policy(policy)
     keras.utils.set_random_seed(0)
-    base = ft.small_resnet((size, size, 3), (32, 64, 128))
-    model = ft.build_classifier(base, 10, "unit")
+    base = models.resnet_backbone((size, size, 3), width=32, depth=(1, 1, 1), bn_momentum=0.9)
+    model = models.with_head(base, 10, frozen=True)
     ft.set_backbone_trainable(base, 2)
     ft.compile_classifier(model, 1e-4, jit_compile=config.endswith("xla"))
     rng = np.random.default_rng(0)

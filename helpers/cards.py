@@ -1,18 +1,22 @@
-"""A backbone's model card: the file names, the reader, the writer and the one check.
+"""Every saved model's card: the schema, the one writer, the one reader and the one check.
 
-The card (``card.json`` next to ``backbone.keras``) says what a backbone expects: input
-size, channels, and how raw 0..255 pixels are scaled (``preprocessing``). Fed anything
-else, a backbone's features are quietly wrong, so whoever feeds one checks its card
-first. Notebook 07 (``helpers.pretrain``) writes cards and checks its own; notebook 08
-(``helpers.finetune``) reads them, checks them against the data and against the model
-they sit next to, and writes one for the model it exports. One set of names, one
-reader and one check serve all three, here below both packages: plain JSON and files,
-no TensorFlow.
+A card says what a saved model expects and what it is: input size, channels, how raw
+0..255 pixels are scaled (``preprocessing``), its classes, where it came from. Fed
+anything else, a backbone's features are quietly wrong, so whoever feeds one checks its
+card first. :data:`SCHEMA` names each kind of saved model and what its card must hold:
 
-The same reader (:func:`read_json`) and type check (:func:`check_fields`) serve every
-JSON file that travels beside a model: a card, ``python -m helpers predict``'s
-``<model>.classes.json`` and a ``.tflite`` file's ``MODEL.json``. Such a file comes
-from anywhere; a field of the wrong type does not fail where it is read but later and
+- ``"backbone"``: ``backbone.keras`` and ``card.json`` (+ ``card.md``), written by
+  notebook 07 (``helpers.pretrain``) and by notebook 08's fallback; read by 08;
+- ``"finetuned"``: notebook 08's ``model.keras`` and its card, read by notebook 09;
+- ``"tflite"``: the ``MODEL.json`` beside each ``MODEL.tflite`` of notebook 09
+  (``helpers.export``), read by ``python -m helpers predict``.
+
+:func:`write_card` refuses a card its own :func:`read_card` would refuse, so every card
+written reads back. Plain JSON and files here, no TensorFlow.
+
+The same reader (:func:`read_json`) and type check (:func:`check_fields`) also serve
+``python -m helpers predict``'s ``<model>.classes.json``. Such a file comes from
+anywhere; a field of the wrong type does not fail where it is read but later and
 quietly (a string ``"abc"`` of class names prints the letter ``b`` as a class), so
 every field is checked for its type where the file is read.
 """
@@ -86,21 +90,6 @@ def check_card(card: dict, expected: dict, *, what: str = "the data") -> None:
         )
 
 
-def read_card(folder: str | os.PathLike, required=CARD_FIELDS) -> dict:
-    """The card in ``folder`` (or the ``card.json`` path given), refused with
-    :class:`CardMismatch` when it is no JSON object, lacks any field ``required`` names
-    or holds a field of the wrong type (:func:`check_fields`)."""
-    path = Path(folder)
-    path = path if path.suffix == ".json" else path / CARD_JSON
-    if not path.is_file():
-        raise CardMissing(
-            f"no model card at {path}: a backbone folder holds {MODEL_FILE} and {CARD_JSON}, "
-            "which notebook 07 writes (its BACKBONE_DIR)"
-        )
-    what, remedy = f"the model card {path}", "rewrite it with notebook 07"
-    return check_fields(read_json(path, what, remedy), what, required=required, remedy=remedy)
-
-
 def _positive_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
@@ -132,6 +121,53 @@ FIELD_TYPES = {
     "classes": (_names, "a list of distinct, non-empty strings"),
     "class_names": (_names, "a list of distinct, non-empty strings"),
     "num_classes": (_positive_int, "a positive integer"),
+}
+
+# The card of a backbone: what it needs to be fed, what it is, and how it was made.
+BACKBONE_FIELDS = (
+    "name",
+    "source_data",
+    "license",
+    "classes",
+    "input_size",
+    "channels",
+    "preprocessing",
+    "architecture",
+    "parameters",
+    "flops_per_image",
+    "source_test_accuracy",
+    "seed",
+    "versions",
+    "device",
+    "precision",
+    "minutes",
+)
+TFLITE_KINDS = ("float32", "int8")
+# Each kind of saved model: (the fields its card must hold, the types of those it holds).
+SCHEMA = {
+    "backbone": (BACKBONE_FIELDS, FIELD_TYPES),
+    "finetuned": (
+        ("name", "classes", "input_size", "channels", "backbone", "fine_tuned_on", "versions"),
+        FIELD_TYPES,
+    ),
+    # MODEL.json: every field's type; a field left out is read from the .tflite file.
+    "tflite": (
+        (),
+        {
+            **FIELD_TYPES,
+            "input_size": positive_ints(3, "[height, width, channels]"),
+            "kind": (
+                lambda v: isinstance(v, str) and v in TFLITE_KINDS,
+                f"one of {list(TFLITE_KINDS)}",
+            ),
+        },
+    ),
+}
+# What to do about a card that is refused, by kind.
+REMEDY = {
+    "backbone": "rewrite it with notebook 07",
+    "finetuned": "run notebook 08 again to rewrite it",
+    "tflite": "export the model again with helpers.export.export_tflite, or remove it",
 }
 
 
@@ -169,14 +205,16 @@ def check_fields(
     """
     if not isinstance(card, dict):
         raise CardMismatch(f"{what} must be a JSON object, not {_shown(card)}: {remedy}")
-    require_fields(card, required, what, remedy)
+    missing = [k for k in required if k not in card]
     wrong = [
         f"{key} must be {meaning}, not {_shown(card[key])}"
         for key, (test, meaning) in (FIELD_TYPES if types is None else types).items()
         if key in card and (card[key] is not None or key in required) and not test(card[key])
     ]
-    if wrong:
-        raise CardMismatch(f"{what}: " + "; ".join(wrong) + f": {remedy}")
+    if missing or wrong:  # every problem in one message, the missing fields first
+        head = f"{what} lacks {missing}" if missing else what
+        problems = f": {'; '.join(wrong)}" if wrong else ""
+        raise CardMismatch(f"{head}{problems}: {remedy}")
     return card
 
 
@@ -211,45 +249,73 @@ def read_json(path: str | os.PathLike, what: str, remedy: str = "write it again"
         raise CardMismatch(f"{what} is JSON nested too deeply to be a card: {remedy}") from exc
 
 
-def require_fields(
-    card: dict,
-    required=CARD_FIELDS,
-    what: str = "the model card",
-    remedy: str = "rewrite it with notebook 07",
-) -> None:
-    """Refuse ``card`` with :class:`CardMismatch` when it lacks a field ``required`` names;
-    the message ends with ``remedy``, what to do about it."""
-    missing = [k for k in required if k not in card]
-    if missing:
-        raise CardMismatch(f"{what} lacks {missing}: {remedy}")
+def _card_path(path: str | os.PathLike) -> Path:
+    """A folder's ``card.json``, or the ``.json`` file named itself."""
+    path = Path(path)
+    return path if path.suffix == ".json" else path / CARD_JSON
+
+
+def check_schema(card, schema: str, what: str) -> dict:
+    """``card`` when it holds every field the kind of saved model ``schema`` requires
+    (:data:`SCHEMA`), each of its type; else :class:`CardMismatch` naming them."""
+    if schema not in SCHEMA:
+        raise ValueError(f"schema must be one of {list(SCHEMA)}, not {schema!r}")
+    required, types = SCHEMA[schema]
+    return check_fields(card, what, required=required, types=types, remedy=REMEDY[schema])
+
+
+def read_card(path: str | os.PathLike, schema: str = "backbone") -> dict:
+    """The card in the folder ``path`` (its ``card.json``) or in the ``.json`` file
+    ``path``, refused with :class:`CardMismatch` when it is no JSON object, lacks a field
+    :data:`SCHEMA` requires of its kind or holds a field of the wrong type."""
+    path = _card_path(path)
+    if not path.is_file():
+        raise CardMissing(
+            f"no model card at {path}: a backbone folder holds {MODEL_FILE} and {CARD_JSON}, "
+            "which notebook 07 writes (its BACKBONE_DIR)"
+        )
+    what = f"the model card {path}"
+    return check_schema(read_json(path, what, REMEDY[schema]), schema, what)
 
 
 def card_markdown(card: dict) -> str:
-    """A plain ``card.md``: the name as a title, then one line per field."""
+    """``card.md``: the name as a title, then one line per field (a long class list
+    shortened to its first eight, a dict as JSON)."""
     lines = [f"# Model card: {card.get('name', 'model')}", ""]
-    lines += [f"- **{k.replace('_', ' ')}**: {v}" for k, v in card.items() if k != "name"]
+    for key, value in card.items():
+        if key == "name":
+            continue
+        if key == "classes" and isinstance(value, list) and len(value) > 8:
+            value = ", ".join(map(str, value[:8])) + f", ... ({len(value)} in all)"
+        elif isinstance(value, dict | list):
+            value = json.dumps(value)
+        lines.append(f"- **{key.replace('_', ' ')}**: {value}")
     return "\n".join(lines) + "\n"
 
 
-def write_card(folder: str | os.PathLike, card: dict, markdown: str | None = None) -> Path:
-    """Write ``card.md`` (``markdown``, or :func:`card_markdown`'s) and then ``card.json``
-    into ``folder``, each atomically; returns the JSON's path."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    text = markdown if markdown is not None else card_markdown(card)
-    write_atomic(folder / CARD_MD, text.encode("utf-8"))
-    write_atomic(folder / CARD_JSON, (json.dumps(card, indent=2) + "\n").encode("utf-8"))
-    return folder / CARD_JSON
+def write_card(path: str | os.PathLike, card: dict, schema: str = "backbone") -> Path:
+    """Write ``card`` for a saved model of the kind ``schema``, each file atomically, and
+    return the JSON's path: into a folder, ``card.md`` then ``card.json``; to a ``.json``
+    path (a ``.tflite`` file's ``MODEL.json``), that file alone. A card :func:`read_card`
+    would refuse is refused before anything is written."""
+    check_schema(card, schema, "the card to write")
+    target = _card_path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.name == CARD_JSON:
+        write_atomic(target.parent / CARD_MD, card_markdown(card).encode("utf-8"))
+    write_atomic(target, (json.dumps(card, indent=2) + "\n").encode("utf-8"))
+    return target
 
 
-def save_with_card(model, folder: str | os.PathLike, card: dict, markdown: str | None = None):
-    """Save a Keras ``model`` as ``backbone.keras`` in ``folder``, then its card: the model
-    goes in under a temporary name first, so a folder with a card always has its whole
-    model (an interrupted save leaves the old pair or no card)."""
+def save_with_card(model, folder: str | os.PathLike, card: dict, schema: str = "backbone"):
+    """Save a Keras ``model`` as ``backbone.keras`` in ``folder``, then its card: the card
+    is checked first, and the model goes in under a temporary name, so a folder with a
+    card always has its whole model (an interrupted save leaves the old pair or no card)."""
+    check_schema(card, schema, "the card to save")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".tmp-{MODEL_FILE}"
     model.save(tmp)
     os.replace(tmp, folder / MODEL_FILE)
-    write_card(folder, card, markdown)
+    write_card(folder, card, schema)
     return folder

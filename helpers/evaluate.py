@@ -24,6 +24,38 @@ from helpers.quiet import tf
 from helpers.results import record
 
 
+def accuracy(scores, labels) -> float:
+    """Top-1 accuracy of class scores, one row per image: probabilities or logits (the
+    largest of a row is the same in both). The course's one definition."""
+    scores, labels = np.asarray(scores), np.asarray(labels).reshape(-1)
+    return float(np.mean(scores.argmax(axis=-1) == labels)) if len(labels) else 0.0
+
+
+def model_accuracy(model, x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> float:
+    """:func:`accuracy` of ``model`` on the arrays ``x``, ``y``, predicted batch by batch in
+    this process. No collective runs (``model.predict`` under a multi-worker strategy
+    waits for the other workers), so any worker of notebook 07's runs can call it alone."""
+    forward = tf.function(lambda batch: model(batch, training=False))
+    scores = [
+        np.asarray(forward(tf.constant(x[i : i + batch_size])))
+        for i in range(0, len(y), batch_size)
+    ]
+    return accuracy(np.concatenate(scores), y) if scores else 0.0
+
+
+def cross_entropy(probabilities, labels) -> np.ndarray:
+    """Each row's cross-entropy, -log p(true class), from probabilities."""
+    labels = np.asarray(labels).reshape(-1)
+    p = np.asarray(probabilities)[np.arange(len(labels)), labels]
+    return -np.log(np.clip(p, 1e-12, 1.0))
+
+
+def highest_first(losses, n: int) -> np.ndarray:
+    """The indices of the ``n`` highest ``losses``, highest first (ties in index order):
+    the top losses of a test split here and of the training labels in notebook 08."""
+    return np.argsort(-np.asarray(losses), kind="stable")[:n]
+
+
 @dataclass
 class Evaluation:
     """Predictions on a test split and what they say; see :func:`evaluate`."""
@@ -39,13 +71,12 @@ class Evaluation:
 
     @property
     def accuracy(self) -> float:
-        return float(metrics.accuracy_score(self.y_true, self.y_pred))
+        return accuracy(self.probabilities, self.y_true)
 
     @property
     def losses(self) -> np.ndarray:
         """Each image's cross-entropy, -log p(true class)."""
-        p = self.probabilities[np.arange(len(self.y_true)), self.y_true]
-        return -np.log(np.clip(p, 1e-12, 1.0))
+        return cross_entropy(self.probabilities, self.y_true)
 
     def report(self, as_dict: bool = False):
         """``classification_report``: precision, recall, F1 and support per class, and
@@ -88,7 +119,7 @@ class Evaluation:
         the probability of the prediction and of the true class, the loss."""
         losses = self.losses
         rows = []
-        for i in np.argsort(losses)[::-1][:n]:
+        for i in highest_first(losses, n):
             true, pred = int(self.y_true[i]), int(self.y_pred[i])
             rows.append(
                 {

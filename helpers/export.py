@@ -28,7 +28,6 @@ reason, so that notebook 09 trains its own and says so.
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 import time
@@ -39,24 +38,19 @@ import numpy as np
 
 from helpers.cards import (
     CARD_JSON,
-    FIELD_TYPES,
+    REMEDY,
+    TFLITE_KINDS,
     CardMismatch,
-    check_fields,
+    check_schema,
     first_line,
-    positive_ints,
-    read_json,
+    read_card,
+    write_card,
 )
 from helpers.predict import ModelUnusable, check_model, load_model, read_class_names
 
-KINDS = ("float32", "int8")
+KINDS = TFLITE_KINDS
 # Bytes 4..8 of every .tflite file: the FlatBuffer file identifier of the TFLite schema.
 TFLITE_IDENTIFIER = b"TFL3"
-# MODEL.json's fields and their types: the cards' rules, with the input size's channels.
-METADATA_TYPES = {
-    **FIELD_TYPES,
-    "input_size": positive_ints(3, "[height, width, channels]"),
-    "kind": (lambda v: isinstance(v, str) and v in KINDS, f"one of {list(KINDS)}"),
-}
 
 
 class ExportError(ValueError):
@@ -82,15 +76,14 @@ def load_finetuned(folder: str | os.PathLike, class_names) -> tuple[object | Non
     remedy = f"run notebook 08 again to rewrite {folder}, or delete the folder"
     try:
         names = read_class_names(path)
-        card_file = folder / CARD_JSON
-        card = read_json(card_file, f"the card {card_file}", remedy) if card_file.is_file() else {}
+        card = read_card(folder, "finetuned") if (folder / CARD_JSON).is_file() else {}
     except CardMismatch as exc:
-        raise ExportError(str(exc)) from exc
+        raise ExportError(f"{exc} ({remedy})") from exc
     if names is None:
         raise ExportError(
             f"{path} has no classes file beside it, so its outputs have no names: {remedy}"
         )
-    card_names = card.get("classes", names) if isinstance(card, dict) else None
+    card_names = card.get("classes", names)
     if card_names != names:
         raise ExportError(
             f"{path}: its card {folder / CARD_JSON} names the classes {card_names}, its classes "
@@ -106,7 +99,7 @@ def load_finetuned(folder: str | os.PathLike, class_names) -> tuple[object | Non
         check_model(model, names, f"the fine-tuned model {path}")
     except ModelUnusable as exc:
         raise ExportError(f"{exc} ({remedy})") from exc
-    trained_on = card.get("fine_tuned_on", {}) if isinstance(card, dict) else {}
+    trained_on = card.get("fine_tuned_on", {})
     count = trained_on.get("train_images") if isinstance(trained_on, dict) else None
     detail = f", fine-tuned on {count} labeled images" if count else ""
     return model, f"loaded notebook 08's model {path}{detail}"
@@ -242,19 +235,20 @@ def export_tflite(
     calibration: int = 200,
 ) -> Path:
     """Write ``model`` to ``path`` (``.tflite``) as ``kind``, with ``MODEL.json`` beside it
-    (class names, trained input size, kind). Both are written whole or not at all."""
+    (class names, trained input size, kind: the "tflite" card of ``helpers.cards``). A
+    classifier that outputs logits gets its softmax first
+    (``helpers.models.as_probabilities``). Both files are written whole or not at all."""
     from helpers.files import write_atomic
+    from helpers.models import as_probabilities
 
     path = Path(path)
     if path.suffix != ".tflite":
         raise ExportError(f"name the file MODEL.tflite, not {path.name}")
+    model = as_probabilities(model)
     h, w, c = trained_size(model)
     classes = int(model.output_shape[-1])
     if class_names is not None and len(class_names) != classes:
         raise ExportError(f"{len(class_names)} class names for a model of {classes} classes")
-    blob = to_tflite(model, kind, representative, calibration=calibration)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, blob)
     meta = {
         "kind": kind,
         "input_size": [h, w, c],
@@ -263,7 +257,11 @@ def export_tflite(
         "num_classes": classes,
         "source_model": model.name,
     }
-    write_atomic(metadata_file(path), json.dumps(meta, indent=1).encode("utf-8"))
+    check_schema(meta, "tflite", f"the side-car of {path}")
+    blob = to_tflite(model, kind, representative, calibration=calibration)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, blob)
+    write_card(metadata_file(path), meta, "tflite")
     return path
 
 
@@ -301,19 +299,15 @@ def _check_file(path: Path) -> None:
         )
 
 
-_METADATA_REMEDY = "export the model again with helpers.export.export_tflite, or remove it"
-
-
 def _read_metadata(path: Path) -> dict:
-    """``MODEL.json`` beside ``path`` ({} when there is none), every field of the type
-    :data:`METADATA_TYPES` gives it, else :class:`ExportError` naming each wrong one."""
+    """``MODEL.json`` beside ``path`` ({} when there is none), read as a card of the
+    "tflite" schema (``helpers.cards.SCHEMA``), else :class:`ExportError` naming each
+    wrong field."""
     meta_path = metadata_file(path)
     if not os.path.lexists(meta_path):
         return {}
-    what = f"the side-car {meta_path}"
     try:
-        meta = read_json(meta_path, what, _METADATA_REMEDY)
-        return check_fields(meta, what, types=METADATA_TYPES, remedy=_METADATA_REMEDY)
+        return read_card(meta_path, "tflite")
     except CardMismatch as exc:
         raise ExportError(str(exc)) from exc
 
@@ -386,12 +380,12 @@ class TFLitePredictor:
         if disagree:
             raise ExportError(
                 f"{what} says {' and '.join(disagree)}, but {self.path.name} gives "
-                f"{self.num_classes} outputs: {_METADATA_REMEDY}"
+                f"{self.num_classes} outputs: {REMEDY['tflite']}"
             )
         if size is not None and size[2] != self.channels:
             raise ExportError(
                 f"{what} says {size[2]} channel(s), but {self.path.name} takes "
-                f"{self.channels}: {_METADATA_REMEDY}"
+                f"{self.channels}: {REMEDY['tflite']}"
             )
 
     @property

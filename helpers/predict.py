@@ -82,9 +82,13 @@ def check_class_names(names, what: str, remedy: str) -> list[str]:
 
 
 def save_model(model, path: str | Path, class_names) -> Path:
-    """Save ``model`` as ``.keras`` with its class names beside it, for ``predict``; names
-    that ``predict`` would refuse (not distinct strings, not one per output) are refused
-    here, before anything is written."""
+    """Save ``model`` as ``.keras`` for users, with its class names beside it, for
+    ``predict``: a classifier that outputs logits gets its softmax here
+    (``helpers.models.as_probabilities``). Names that ``predict`` would refuse (not
+    distinct strings, not one per output) are refused before anything is written."""
+    from helpers.models import as_probabilities
+
+    model = as_probabilities(model)
     names = check_class_names(
         list(class_names), "the class names given", "give one distinct, non-empty name per class"
     )

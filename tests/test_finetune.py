@@ -15,25 +15,31 @@ from helpers import models
 from helpers.catalog import Catalog
 from helpers.quiet import keras
 
+TINY = {"family": "resnet", "width": 4, "depth": [1, 1]}
+
 
 def tiny_backbone(shape=(8, 8, 1)) -> ft.Backbone:
+    """notebook 07's ResNet at its smallest, with a card of the "backbone" schema."""
     keras.utils.set_random_seed(0)
-    base = ft.small_resnet(shape, (4, 8))
+    base = models.build_backbone(TINY, shape)
     card = {
-        "name": "tiny",
-        "input_size": list(shape[:2]),
-        "channels": shape[2],
-        "preprocessing": "unit",
-        "architecture": "small_resnet",
-        "widths": [4, 8],
-    }
+        "name": "tiny", "source_data": "none (a test)", "license": "CC0", "classes": ["a", "b"],
+        "input_size": list(shape[:2]), "channels": shape[2], "preprocessing": "unit",
+        "architecture": TINY, "parameters": int(base.count_params()), "flops_per_image": 1,
+        "source_test_accuracy": 0.5, "seed": 0, "versions": {}, "device": "CPU",
+        "precision": "float32", "minutes": 0.0,
+    }  # fmt: skip
     return ft.Backbone(base, card, "test")
+
+
+def save(backbone: ft.Backbone, folder):
+    return ft.save_backbone(backbone.model, folder, backbone.card)
 
 
 @pytest.fixture(scope="module")
 def saved_backbone(tmp_path_factory):
     folder = tmp_path_factory.mktemp("bb")
-    ft.save_backbone(tiny_backbone(), folder)
+    save(tiny_backbone(), folder)
     return folder
 
 
@@ -42,7 +48,7 @@ def test_card_that_matches_loads(saved_backbone):
         saved_backbone, expected={"input_size": (8, 8), "channels": 1, "preprocessing": None}
     )
     assert backbone.input_shape == (8, 8, 1)
-    assert ft.backbone_blocks(backbone.model) == ["block1", "block2"]
+    assert ft.backbone_blocks(backbone.model) == ["stage1_block1", "stage2_block1"]
 
 
 def test_mismatched_card_is_refused_naming_what_differs(saved_backbone):
@@ -59,22 +65,26 @@ def test_mismatched_card_is_refused_naming_what_differs(saved_backbone):
 
 def test_card_that_lies_about_its_model_is_refused(tmp_path):
     backbone = tiny_backbone()
-    ft.save_backbone(backbone, tmp_path)
+    save(backbone, tmp_path)
     card = json.loads((tmp_path / ft.CARD_JSON).read_text())
     (tmp_path / ft.CARD_JSON).write_text(json.dumps({**card, "channels": 3}))
     with pytest.raises(ft.CardMismatch, match="channels: card 3, the model in backbone.keras 1"):
         ft.load_backbone(tmp_path)
 
 
-def test_card_without_preprocessing_is_refused(tmp_path):
+def test_card_without_preprocessing_is_refused_by_the_writer_and_the_reader(tmp_path):
     backbone = tiny_backbone()
     del backbone.card["preprocessing"]
-    ft.save_backbone(backbone, tmp_path)
+    with pytest.raises(ft.CardMismatch, match="lacks \\['preprocessing'\\]"):
+        save(backbone, tmp_path)
+    assert not (tmp_path / ft.MODEL_FILE).exists()  # refused before anything is written
+    save(tiny_backbone(), tmp_path)
+    (tmp_path / ft.CARD_JSON).write_text(json.dumps(backbone.card))
     with pytest.raises(ft.CardMismatch, match="lacks \\['preprocessing'\\]"):
         ft.load_backbone(tmp_path)
 
 
-def test_weights_file_by_path_rebuilds_from_the_card(tmp_path):
+def test_weights_file_of_a_notebook_07_backbone_rebuilds_from_the_card(tmp_path):
     backbone = tiny_backbone()
     backbone.model.save_weights(tmp_path / "bb.weights.h5")
     ft.write_card(tmp_path, backbone.card)
@@ -86,7 +96,7 @@ def test_weights_file_by_path_rebuilds_from_the_card(tmp_path):
 
 def _unfrozen_fit(freeze_bn: bool) -> tuple[list, list]:
     backbone = tiny_backbone()
-    model = ft.build_classifier(backbone.model, 3, "unit", dropout=0.0)  # base(training=False)
+    model = models.with_head(backbone.model, 3, scale="unit", frozen=True)  # training=False
     ft.set_backbone_trainable(backbone.model, None, freeze_bn=freeze_bn)
     ft.compile_classifier(model, 1e-2)
     before = ft.bn_moving_stats(model)
@@ -98,7 +108,8 @@ def _unfrozen_fit(freeze_bn: bool) -> tuple[list, list]:
 
 def test_batchnorm_frozen_with_trainable_false_keeps_its_statistics():
     before, after = _unfrozen_fit(freeze_bn=True)
-    assert len(before) == 2 * 5  # stem + 2 blocks x 2 BN layers, mean and variance each
+    # stem, 2 per block and the second block's projection: mean and variance each
+    assert len(before) == 2 * 6
     for b, a in zip(before, after, strict=True):
         np.testing.assert_array_equal(b, a)
 
@@ -106,7 +117,7 @@ def test_batchnorm_frozen_with_trainable_false_keeps_its_statistics():
 def test_batchnorm_with_only_training_false_still_updates_upstream_behaviour():
     """Documented upstream behaviour (keras-team/keras#20285, Keras 3.15.1): calling the
     unfrozen base with ``training=False`` does not stop ``fit`` from updating the moving
-    statistics. If this fails, upstream changed it: update helpers/finetune.py's
+    statistics. If this fails, upstream changed it: update helpers/finetune's
     docstring, notebook 08 and FACTS, then this test."""
     before, after = _unfrozen_fit(freeze_bn=False)
     changed = [not np.array_equal(b, a) for b, a in zip(before, after, strict=True)]
@@ -120,7 +131,7 @@ def test_trainable_top_blocks_and_recompile_need():
     backbone = tiny_backbone()
     assert ft.set_backbone_trainable(backbone.model, 0) == []
     names = ft.set_backbone_trainable(backbone.model, 1)
-    assert names and all(n.startswith("block2") for n in names)
+    assert names and all(n.startswith("stage2_block1") for n in names)
     assert not any("_bn" in n for n in names)
     with pytest.raises(ft.BackboneError, match="has 2 blocks"):
         ft.set_backbone_trainable(backbone.model, 3)
@@ -232,8 +243,8 @@ def test_head_started_from_the_probe_predicts_what_the_probe_predicts(classes):
     x = rng.integers(0, 255, (60, 8, 8, 1)).astype("uint8")
     y = np.arange(60) % classes
     probe = ft.fit_probe(ft.pooled_features(backbone, x), y)
-    model = ft.build_classifier(ft.clone_backbone(backbone), classes + 1, "unit")
-    model.get_layer("head").set_weights(ft.probe_head_weights(probe, classes + 1))
+    model = models.with_head(ft.clone_backbone(backbone), classes + 1, scale="unit", frozen=True)
+    model.get_layer("logits").set_weights(ft.probe_head_weights(probe, classes + 1))
     logits = model.predict(x, verbose=0)
     want = probe.predict_proba(ft.pooled_features(backbone, x))
     got = keras.ops.convert_to_numpy(keras.ops.softmax(logits))
@@ -250,12 +261,12 @@ def test_full_finetuning_starts_from_the_probe_and_a_random_head_does_not():
     no_steps = ft.Recipe(head_steps=0, finetune_steps=0, top_blocks=1)
     model, _ = ft.train_finetune(backbone, x, y, 3, no_steps, seed=0)
     np.testing.assert_allclose(
-        model.get_layer("head").get_weights()[0], ft.probe_head_weights(probe, 3)[0], atol=1e-6
+        model.get_layer("logits").get_weights()[0], ft.probe_head_weights(probe, 3)[0], atol=1e-6
     )
     random_head = ft.Recipe(head_steps=0, finetune_steps=0, top_blocks=1, head_init="random")
     model, _ = ft.train_finetune(backbone, x, y, 3, random_head, seed=0)
     assert not np.allclose(
-        model.get_layer("head").get_weights()[1], ft.probe_head_weights(probe, 3)[1]
+        model.get_layer("logits").get_weights()[1], ft.probe_head_weights(probe, 3)[1]
     )
     with pytest.raises(ValueError, match="head_init"):
         ft.train_finetune(backbone, x, y, 3, ft.Recipe(head_init="zeros"), seed=0)
@@ -280,17 +291,34 @@ def test_full_finetuning_ends_at_the_wise_ft_mix_of_its_start_and_its_end():
         ft.train_finetune(backbone, x, y, 3, ft.Recipe(wise_alpha=1.5), seed=0)
 
 
-def test_saved_model_takes_raw_images_of_any_size(tmp_path):
+def test_saved_model_takes_raw_images_of_any_size_and_its_card_reads_back(tmp_path):
     backbone = tiny_backbone()
-    model = ft.build_classifier(backbone.model, 2, "unit")
+    model = models.with_head(backbone.model, 2, scale="unit", frozen=True)
     path = ft.save_finetuned(
         model, backbone, tmp_path, class_names=["a", "b"], fine_tuned_on={"images": 4}
     )
     loaded = keras.models.load_model(path)
     probs = loaded.predict(np.full((1, 20, 13, 1), 200, "float32"), verbose=0)
     assert probs.shape == (1, 2) and abs(float(probs.sum()) - 1) < 1e-5
-    card = json.loads((tmp_path / ft.CARD_JSON).read_text())
+    card = ft.read_card(tmp_path, "finetuned")
     assert card["fine_tuned_on"] == {"images": 4} and card["classes"] == ["a", "b"]
+
+
+def test_the_fallback_is_notebook_07s_resnet_and_its_card_reads_back(tmp_path):
+    backbone, accuracy = ft.pretrain_fallback("AB", 40, size=8, width=4, epochs=1, batch_size=16)
+    assert backbone.card["architecture"] == {
+        "family": "resnet",
+        "width": 4,
+        "depth": [1, 1, 1],
+        "bn_momentum": 0.9,
+    }
+    assert 0.0 <= accuracy <= 1.0 and backbone.card["preprocessing"] == "raw"
+    save(backbone, tmp_path)
+    assert ft.read_card(tmp_path) == backbone.card
+    backbone.model.save_weights(tmp_path / "bb.weights.h5")
+    again = ft.load_backbone(tmp_path / "bb.weights.h5")
+    x = np.random.default_rng(0).integers(0, 255, (2, 8, 8, 3)).astype("float32")
+    np.testing.assert_allclose(again.model(x), backbone.model(x), rtol=1e-5, atol=1e-6)
 
 
 def test_glyphs_are_deterministic_and_balanced():
@@ -378,15 +406,15 @@ def test_a_backbone_saved_in_bfloat16_loads_in_this_machines_precision(tmp_path)
     backbone = tiny_backbone()
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
-        bf16 = ft.small_resnet((8, 8, 1), (4, 8))
+        bf16 = models.build_backbone(TINY, (8, 8, 1))
     finally:
         keras.mixed_precision.set_global_policy("float32")
     bf16.set_weights(backbone.model.get_weights())
     bf16.save(tmp_path / ft.MODEL_FILE)
     ft.write_card(tmp_path, backbone.card)
-    assert models.dtype_policies(keras.models.load_model(tmp_path / ft.MODEL_FILE)) == {
-        "mixed_bfloat16"
-    }
+    assert "mixed_bfloat16" in models.dtype_policies(
+        keras.models.load_model(tmp_path / ft.MODEL_FILE)
+    )
 
     loaded = ft.load_backbone(tmp_path)
     assert models.dtype_policies(loaded.model) == {"float32"}
@@ -402,7 +430,7 @@ def test_backbones_are_saved_in_float32(tmp_path):
         backbone = tiny_backbone()
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    ft.save_backbone(backbone, tmp_path)
+    save(backbone, tmp_path)
     saved = keras.models.load_model(tmp_path / ft.MODEL_FILE)
     assert models.dtype_policies(saved) == {"float32"}
 

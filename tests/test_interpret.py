@@ -6,6 +6,7 @@ import pytest
 
 from helpers import interpret as ip
 from helpers.catalog import Catalog
+from helpers.evaluate import accuracy
 from helpers.labeling import ClassAnnotator, margin_uncertainty
 from helpers.models import build_model
 from helpers.quiet import keras
@@ -50,7 +51,7 @@ def test_grad_cam_finds_the_object_and_passes_the_sanity_check(trained):
     x, y, masks = _shapes(40, 1)
     assert ip.feature_layer(trained).name == "last_conv"
     cam, probs = ip.grad_cam(trained, x)
-    assert ip.accuracy(probs, y) > 0.9
+    assert accuracy(probs, y) > 0.9
     assert cam.shape == (40, 16, 16) and cam.min() >= 0 and np.isclose(cam.max(), 1)
     # The peak of the map lies on (or touching) the object in most images.
     peaks = [np.unravel_index(m.argmax(), m.shape) for m in cam]
@@ -136,7 +137,7 @@ def test_temperature_scaling_lowers_ece_of_an_overconfident_model():
     before = ip.expected_calibration_error(p_test, y_test)
     after = ip.expected_calibration_error(ip.apply_temperature(p_test, t), y_test)
     assert before > 0.1 and after < before / 3
-    assert ip.accuracy(ip.apply_temperature(p_test, t), y_test) == ip.accuracy(p_test, y_test)
+    assert accuracy(ip.apply_temperature(p_test, t), y_test) == accuracy(p_test, y_test)
     # An underconfident model gets T < 1; T = 1 changes nothing.
     p_soft, y_soft = _overconfident(3000, 2, scale=0.3)
     assert ip.fit_temperature(p_soft, y_soft) < 1.0

@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from helpers import cards
+from helpers import cards, models
 from helpers import distribute as dist
 from helpers import pretrain as pt
+from helpers.evaluate import model_accuracy
 
 
 def fed(shape, preprocessing) -> dict:
@@ -24,15 +25,15 @@ def saved(tmp_path_factory):
     src = pt.generated_source(400, classes=8, size=16, seed=1)
     data, steps = dist.array_epochs(src.x_train, src.y_train, 32, seed=1)
     trainer = dist.Trainer(
-        lambda: pt.build_classifier((16, 16, 3), 8, width=4, depth=(1,), seed=1),
+        lambda: pt.seeded_resnet((16, 16, 3), 8, width=4, depth=(1,), seed=1),
         lambda total: pt.make_optimizer(0.05, total),
         global_batch=32, num_classes=8, total_steps=4, jit_compile=False,
     )  # fmt: skip
     trainer.fit(data, steps, verbose=False)
-    backbone = pt.models.backbone_of(trainer.model)
+    backbone = models.backbone_of(trainer.model)
     card = pt.make_card(
         backbone, src, architecture={"family": "resnet", "width": 4, "depth": [1]},
-        test_accuracy=pt.accuracy(trainer.model, src.x_test, src.y_test), seed=1,
+        test_accuracy=model_accuracy(trainer.model, src.x_test, src.y_test), seed=1,
         precision="float32", minutes=0.1,
     )  # fmt: skip
     pt.save_backbone(backbone, folder, card)
@@ -41,8 +42,8 @@ def saved(tmp_path_factory):
 
 def test_card_round_trip_has_every_field(saved):
     folder, backbone, src = saved
-    card = pt.read_model_card(folder)
-    assert set(pt.CARD_REQUIRED) <= set(card)
+    card = cards.read_card(folder)
+    assert set(cards.BACKBONE_FIELDS) <= set(card)
     assert card["input_size"] == [16, 16] and card["channels"] == 3
     assert card["classes"] == src.class_names and card["num_classes"] == 8
     assert card["preprocessing"] == "raw"
@@ -50,7 +51,7 @@ def test_card_round_trip_has_every_field(saved):
     assert card["flops_per_image"] > 2 * card["parameters"]  # convolutions reuse weights
     assert card["license"] == "CC0 (generated)" and card["versions"]["keras"]
     assert 0.0 <= card["source_test_accuracy"] <= 1.0
-    assert "Source test accuracy" in (folder / cards.CARD_MD).read_text()
+    assert "**source test accuracy**" in (folder / cards.CARD_MD).read_text()
     cards.check_card(card, fed((16, 16, 3), "raw"))  # what it was trained on: accepted
 
 
@@ -64,7 +65,7 @@ def test_card_round_trip_has_every_field(saved):
     ],
 )
 def test_check_card_refuses_a_mismatch_naming_each_field(saved, shape, preprocessing, named):
-    card = pt.read_model_card(saved[0])
+    card = cards.read_card(saved[0])
     with pytest.raises(cards.CardMismatch) as err:
         cards.check_card(card, fed(shape, preprocessing))
     message = str(err.value)
@@ -79,9 +80,9 @@ def test_a_card_missing_fields_or_missing_is_refused(saved, tmp_path):
     del card["preprocessing"]
     (tmp_path / cards.CARD_JSON).write_text(json.dumps(card))
     with pytest.raises(cards.CardMismatch, match="preprocessing"):
-        pt.read_model_card(tmp_path)
+        cards.read_card(tmp_path)
     with pytest.raises(FileNotFoundError, match="notebook 07"):
-        pt.read_model_card(tmp_path / "nowhere")
+        cards.read_card(tmp_path / "nowhere")
     with pytest.raises(ValueError, match="lacks"):
         pt.save_backbone(saved[1], tmp_path / "x", card)
 
@@ -156,7 +157,7 @@ def test_a_spent_time_budget_stops_and_says_so_unlike_a_preemption():
 
     def trainer():
         return dist.Trainer(
-            lambda: pt.build_classifier((16, 16, 3), 4, width=4, depth=(1,), seed=2),
+            lambda: pt.seeded_resnet((16, 16, 3), 4, width=4, depth=(1,), seed=2),
             lambda total: pt.make_optimizer(0.05, total),
             global_batch=32, num_classes=4, total_steps=6, jit_compile=False,
         )  # fmt: skip
@@ -204,7 +205,7 @@ def test_a_run_that_misses_the_floor_still_saves_its_backbone_and_says_so(saved,
     folder = pt.save_backbone(backbone, tmp_path / "missed", card)
     verdict = pt.floor_verdict(accuracy, floor, len(src.class_names), folder)
     assert "misses the floor" in verdict and str(folder) in verdict and "saved" in verdict
-    again = pt.read_model_card(folder)
+    again = cards.read_card(folder)
     assert again["meets_floor"] is False and again["source_accuracy_floor"] == floor
     assert (folder / cards.MODEL_FILE).is_file()
     reached = pt.floor_verdict(floor, floor, len(src.class_names), folder)

@@ -7,8 +7,9 @@ Notebook 08's room. The recipe, in the order the notebook teaches it:
    preprocessing), ImageNet weights through ``keras.applications`` (online, or a cached
    weights file; offline and uncached it fails within seconds naming the file to copy,
    :func:`imagenet_backbone`), or a weights file given by path.
-2. **Attach a new head** (:func:`build_classifier`): the preprocessing the card names
-   goes *inside* the model, so the saved model predicts from raw pixels.
+2. **Attach a new head** (:func:`new_head`, on ``helpers.models.with_head``, the one
+   head of the course: logits out): the preprocessing the card names goes *inside* the
+   model, so the saved model predicts from raw pixels.
 3. **Freeze, train the head; unfreeze the top blocks and train on with a learning rate
    10-100x lower** (:func:`set_backbone_trainable`, :func:`compile_classifier`),
    recompiling after every change of ``trainable`` (``compile`` snapshots which weights
@@ -37,16 +38,18 @@ Notebook 08's room. The recipe, in the order the notebook teaches it:
 The data (:func:`photo_catalog`): the shipped CIFAR-10 photos of the target classes in
 a catalog, labeled by simulated annotators with known error rates and split with the
 archive's test photos as the test split, the way notebook 02 builds its own; training
-reads your own labels (notebook 02's "you") where there are some. The offline source
-data of the fallback backbone (:func:`glyph_images`): letters drawn in the fonts that
-ship with matplotlib, on cluttered colour backgrounds.
+reads your own labels (notebook 02's "you") where there are some. The fallback backbone
+(:func:`pretrain_fallback`): notebook 07's ResNet at a small size, pretrained on
+letters drawn in the fonts that ship with matplotlib, on cluttered colour backgrounds
+(:func:`glyph_images`).
 
 The model card's names, reader and check are :mod:`helpers.cards`'s (re-exported here),
-shared with :mod:`helpers.pretrain`, which writes the cards this package reads.
+shared with :mod:`helpers.pretrain`, which writes the backbone cards this package reads.
 
-Modules: ``backbone`` (loading, checking, ImageNet), ``steps`` (the classifier, the
-trainable switches, the methods and the learning curve), ``data`` (your labels as
-arrays, the generated data), ``loop`` (top losses, reviewed labels, the export).
+Modules: ``backbone`` (loading, checking, ImageNet; saving the fine-tuned model),
+``steps`` (the head, the trainable switches, the methods and the learning curve),
+``data`` (your labels as arrays, the generated data), ``review`` (top losses, reviewed
+labels).
 """
 
 from __future__ import annotations
@@ -69,8 +72,7 @@ from helpers.finetune.backbone import (
     imagenet_backbone,
     load_backbone,
     model_input,
-    save_backbone,
-    small_resnet,
+    save_finetuned,
 )
 from helpers.finetune.data import (
     LETTERS,
@@ -85,16 +87,13 @@ from helpers.finetune.data import (
     split_pool,
     to_arrays,
 )
-from helpers.finetune.loop import reviewed_labels, save_finetuned, top_losses
+from helpers.finetune.review import reviewed_labels, top_losses
 from helpers.finetune.steps import (
     METHODS,
     PROBE_SCALE_FLOOR,
     Recipe,
-    accuracy,
-    augmentation,
     backbone_blocks,
     bn_moving_stats,
-    build_classifier,
     clone_backbone,
     compile_classifier,
     fit_probe,
@@ -102,9 +101,9 @@ from helpers.finetune.steps import (
     linear_probe,
     metric_names,
     mix_weights,
+    new_head,
     per_class_subset,
     pooled_features,
-    preprocessing_layer,
     pretrain_fallback,
     probe_head_weights,
     set_backbone_trainable,
@@ -112,6 +111,7 @@ from helpers.finetune.steps import (
     train_finetune,
     train_scratch,
 )
+from helpers.pretrain import save_backbone
 
 __all__ = [
     "CARD_FIELDS",
@@ -130,11 +130,8 @@ __all__ = [
     "Recipe",
     "Target",
     "WeightsUnavailable",
-    "accuracy",
-    "augmentation",
     "backbone_blocks",
     "bn_moving_stats",
-    "build_classifier",
     "catalog_target",
     "check_card",
     "clone_backbone",
@@ -149,11 +146,11 @@ __all__ = [
     "load_backbone",
     "metric_names",
     "mix_weights",
+    "new_head",
     "model_input",
     "per_class_subset",
     "photo_catalog",
     "pooled_features",
-    "preprocessing_layer",
     "pretrain_fallback",
     "probe_head_weights",
     "read_card",
@@ -161,7 +158,6 @@ __all__ = [
     "save_backbone",
     "save_finetuned",
     "set_backbone_trainable",
-    "small_resnet",
     "split_pool",
     "summarize",
     "top_losses",

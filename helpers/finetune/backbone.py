@@ -1,4 +1,5 @@
-"""A backbone and its model card: build, save, load, check; ImageNet weights, offline too.
+"""A backbone and its model card: load, check; ImageNet weights, offline too; and the
+fine-tuned model saved with its own card.
 
 The card (``helpers.cards``) says what the backbone expects: input size, channels, and
 how raw 0..255 pixels are scaled. :func:`load_backbone` checks it against the data and
@@ -12,6 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from helpers import devices
 from helpers.cards import (
     CARD_FIELDS,
     MODEL_FILE,
@@ -19,11 +21,19 @@ from helpers.cards import (
     BackboneError,
     CardMismatch,
     check_card,
+    check_fields,
+    check_schema,
     read_card,
-    require_fields,
-    save_with_card,
+    write_card,
 )
-from helpers.models import all_layers, dtype_policies, with_dtype_policy
+from helpers.models import (
+    ModelError,
+    all_layers,
+    build_backbone,
+    dtype_policies,
+    with_dtype_policy,
+)
+from helpers.predict import save_model
 from helpers.quiet import keras
 
 IMAGENET_PREPROCESSING = {"MobileNetV2": "symmetric", "EfficientNetV2B0": "raw"}
@@ -31,41 +41,6 @@ IMAGENET_PREPROCESSING = {"MobileNetV2": "symmetric", "EfficientNetV2B0": "raw"}
 
 class WeightsUnavailable(BackboneError):
     """Pretrained weights are neither cached nor downloadable; names the file to copy."""
-
-
-def small_resnet(
-    input_shape=(32, 32, 3), widths=(32, 64, 128), *, bn_momentum: float = 0.9, name="backbone"
-) -> keras.Model:
-    """A small residual backbone: a stem, then one block per width (two 3x3 conv-BN-ReLU
-    with a skip connection, then 2x2 max pooling but after the last), global average pooling.
-
-    Layers are named ``block<k>_...`` so that "unfreeze the top blocks" can pick them by
-    name. Inputs are already scaled (the classifier scales raw pixels first).
-    ``bn_momentum`` 0.9: with a few dozen training images a run is a few hundred steps,
-    and Keras's default 0.99 leaves the moving statistics still near their initial
-    values after that many (then evaluation sees garbage).
-    """
-    layers = keras.layers
-    inputs = keras.Input(input_shape)
-    x = layers.Conv2D(widths[0], 3, padding="same", use_bias=False, name="stem_conv")(inputs)
-    x = layers.BatchNormalization(momentum=bn_momentum, name="stem_bn")(x)
-    x = layers.Activation("relu", name="stem_relu")(x)
-    for k, width in enumerate(widths, start=1):
-        skip = x
-        if skip.shape[-1] != width:
-            skip = layers.Conv2D(width, 1, use_bias=False, name=f"block{k}_proj")(skip)
-        for j in (1, 2):
-            x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"block{k}_conv{j}")(x)
-            x = layers.BatchNormalization(momentum=bn_momentum, name=f"block{k}_bn{j}")(x)
-            if j == 1:
-                x = layers.Activation("relu", name=f"block{k}_relu{j}")(x)
-        x = layers.Activation("relu", name=f"block{k}_out")(
-            layers.Add(name=f"block{k}_add")([x, skip])
-        )
-        if k < len(widths):
-            x = layers.MaxPooling2D(name=f"block{k}_pool")(x)
-    x = layers.GlobalAveragePooling2D(name="pool")(x)
-    return keras.Model(inputs, x, name=name)
 
 
 @dataclass
@@ -94,12 +69,6 @@ def model_input(model: keras.Model) -> dict:
         resize = next((la for la in all_layers(model) if la.name == "resize"), None)
         size = [int(resize.height), int(resize.width)] if resize is not None else None
     return {"input_size": size, "channels": shape[3]}
-
-
-def save_backbone(backbone: Backbone, folder: str | os.PathLike) -> Path:
-    """Write ``backbone.keras`` and its card (``card.md``, ``card.json``) into ``folder``,
-    the model in float32 whatever it trained in (see ``helpers.models.with_dtype_policy``)."""
-    return save_with_card(with_dtype_policy(backbone.model, "float32"), folder, backbone.card)
 
 
 def _keras_models_dir() -> Path:
@@ -158,10 +127,11 @@ def load_backbone(spec, *, expected: dict | None = None, **imagenet_kwargs) -> B
 
     ``spec`` is a folder holding ``backbone.keras`` and ``card.json`` (notebook 07's), the
     string ``"imagenet"`` (see :func:`imagenet_backbone`), or a ``.keras`` / ``.weights.h5``
-    / ``.h5`` file with a ``card.json`` next to it (weights files need the card's
-    ``architecture`` to rebuild the model). ``expected`` holds ``input_size``,
-    ``channels`` and ``preprocessing`` as the data will be fed; a field that is None
-    is taken from the card. The card is also checked against the model it describes.
+    / ``.h5`` file with a ``card.json`` next to it (a weights file is loaded into the
+    backbone the card's ``architecture`` names, ``helpers.models.build_backbone``).
+    ``expected`` holds ``input_size``, ``channels`` and ``preprocessing`` as the data
+    will be fed; a field that is None is taken from the card. The card is also checked
+    against the model it describes.
     """
     if isinstance(spec, Backbone):
         backbone = spec
@@ -183,20 +153,23 @@ def load_backbone(spec, *, expected: dict | None = None, **imagenet_kwargs) -> B
             if dtype_policies(model) != {policy}:  # this machine's precision, not the saver's
                 model = with_dtype_policy(model, policy)
         elif model_path.name.endswith(".h5"):
-            arch = card.get("architecture", "")
-            if arch != "small_resnet":
-                raise BackboneError(
-                    f"{model_path.name} holds weights only; its card must name the "
-                    f"architecture to rebuild (small_resnet), not {arch!r}"
-                )
             shape = (*card["input_size"], card["channels"])
-            model = small_resnet(shape, tuple(card["widths"]))
+            try:
+                model = build_backbone(card["architecture"], shape)
+            except ModelError as exc:
+                raise BackboneError(
+                    f"{model_path.name} holds weights only, and its card's architecture "
+                    f"cannot be rebuilt: {exc}"
+                ) from exc
             model.load_weights(model_path)
         else:
             raise BackboneError(f"{model_path.name}: give a .keras, .weights.h5 or .h5 file")
         check_card(card, model_input(model), what=f"the model in {model_path.name}")
         backbone = Backbone(model, card, str(model_path))
-    require_fields(backbone.card, CARD_FIELDS, f"the model card of {backbone.source}")
+    check_fields(
+        backbone.card, f"the model card of {backbone.source}", required=CARD_FIELDS,
+        remedy="rewrite it with notebook 07",
+    )  # fmt: skip
     if backbone.card["preprocessing"] not in PREPROCESSING:
         raise CardMismatch(
             f"unknown preprocessing {backbone.card['preprocessing']!r}; "
@@ -205,3 +178,36 @@ def load_backbone(spec, *, expected: dict | None = None, **imagenet_kwargs) -> B
     if expected:
         check_card(backbone.card, expected)
     return backbone
+
+
+def save_finetuned(
+    model: keras.Model, backbone: Backbone, folder, *, class_names, fine_tuned_on: dict
+) -> Path:
+    """Save ``model`` (logits out) as ``model.keras`` for users: it takes raw images of
+    any size (resized to the backbone's size inside) and ends in a softmax
+    (``helpers.predict.save_model`` adds it); with its classes side-car and a card (the
+    "finetuned" schema) saying what it was fine-tuned from and on."""
+    folder = Path(folder)
+    h, w, c = backbone.input_shape
+    card = {
+        "name": "fine-tuned classifier",
+        "backbone": backbone.card.get("name"),
+        "backbone_source": backbone.source,
+        "backbone_card": {
+            k: backbone.card.get(k) for k in ("source_data", "architecture", *CARD_FIELDS)
+        },
+        "classes": list(class_names),
+        "fine_tuned_on": fine_tuned_on,
+        "input_size": [int(h), int(w)],
+        "channels": int(c),
+        "input": f"raw images of any size with {c} channel(s), 0..255; resized to {h}x{w} inside",
+        "output": "class probabilities (softmax), in the order of classes",
+        "versions": devices.versions(),
+    }
+    check_schema(card, "finetuned", "the card to save")
+    inputs = keras.Input((None, None, c), name="image")
+    x = keras.layers.Resizing(h, w, name="resize")(inputs)
+    export = keras.Model(inputs, model(x, training=False), name="finetuned")
+    path = save_model(export, folder / "model.keras", class_names)  # softmax, classes side car
+    write_card(folder, card, "finetuned")
+    return path

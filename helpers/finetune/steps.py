@@ -16,69 +16,38 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from helpers.cards import PREPROCESSING, BackboneError
-from helpers.finetune.backbone import Backbone, small_resnet
+from helpers.cards import BackboneError
+from helpers.evaluate import model_accuracy
+from helpers.finetune.backbone import Backbone
 from helpers.finetune.data import LETTERS, glyph_images
-from helpers.models import all_layers
+from helpers.models import all_layers, augmentation, build_backbone, preprocessing, with_head
+from helpers.pretrain import Source, make_card
 from helpers.quiet import keras
 
 
-def preprocessing_layer(kind: str) -> keras.layers.Layer:
-    if kind not in PREPROCESSING:
-        raise BackboneError(f"preprocessing must be one of {list(PREPROCESSING)}, not {kind!r}")
-    scale, offset = {"unit": (1 / 255, 0.0), "symmetric": (1 / 127.5, -1.0), "raw": (1.0, 0.0)}[
-        kind
-    ]
-    return keras.layers.Rescaling(scale, offset, name=f"preprocess_{kind}")
+def new_head(base, backbone: Backbone, num_classes: int, recipe: Recipe, seed: int):
+    """``base`` (a copy of ``backbone.model``) with a new head (``helpers.models.with_head``,
+    logits out): the recipe's augmentation, the scaling ``backbone``'s card names, dropout,
+    and ``base`` called with ``training=False``.
 
-
-def build_classifier(
-    base: keras.Model,
-    num_classes: int,
-    preprocessing: str = "unit",
-    *,
-    dropout: float = 0.2,
-    augment: keras.layers.Layer | None = None,
-    resize_to: tuple[int, int] | None = None,
-) -> keras.Model:
-    """Raw pixels -> [resize] -> [augment] -> scale -> ``base(training=False)`` -> head.
-
-    The base is called with ``training=False`` as Keras's transfer-learning guide does;
-    in Keras 3.15 that alone does not keep BatchNormalization frozen during ``fit`` (see
-    the module docstring), which is why :func:`set_backbone_trainable` also sets
-    ``trainable=False`` on every BN layer. ``resize_to``: a model that takes images of
-    any size (``(None, None, C)``) and resizes them itself, for raw files.
+    The base is called so as Keras's transfer-learning guide does; in Keras 3.15 that
+    alone does not keep BatchNormalization frozen during ``fit`` (see the package
+    docstring), which is why :func:`set_backbone_trainable` also sets
+    ``trainable=False`` on every BN layer.
     """
-    channels = base.input_shape[-1]
-    if resize_to:
-        inputs = keras.Input((None, None, channels), name="image")
-        x = keras.layers.Resizing(*resize_to, name="resize")(inputs)
-    else:
-        inputs = keras.Input(tuple(base.input_shape[1:]), name="image")
-        x = inputs
-    if augment is not None:
-        x = augment(x)
-    x = preprocessing_layer(preprocessing)(x)
-    x = base(x, training=False)
-    if dropout:
-        x = keras.layers.Dropout(dropout, name="head_dropout")(x)
-    outputs = keras.layers.Dense(num_classes, name="head", dtype="float32")(x)
-    return keras.Model(inputs, outputs, name="classifier")
-
-
-def augmentation(translate: float = 0.1, flip: bool = False, seed: int = 0) -> keras.Sequential:
-    """Light augmentation for a few labels: shifts (and mirror images where they keep
-    the class: photos yes, digits no). Active only in training."""
-    steps = [keras.layers.RandomTranslation(translate, translate, fill_mode="nearest", seed=seed)]
-    if flip:
-        steps.append(keras.layers.RandomFlip("horizontal", seed=seed))
-    return keras.Sequential(steps, name="augment")
+    h, w, _ = backbone.input_shape
+    pixels = round(recipe.translate * min(h, w))
+    augment = augmentation(flip=recipe.flip, translate=pixels, seed=seed)
+    return with_head(
+        base, num_classes, augment=augment if recipe.flip or pixels else None,
+        scale=backbone.card["preprocessing"], dropout=recipe.dropout, frozen=True,
+    )  # fmt: skip
 
 
 def backbone_blocks(base: keras.Model) -> list[str]:
-    """The backbone's block prefixes in order: ``block1``, ``block2``... here,
-    ``stage2_block1``... in ``helpers.models.resnet_backbone``, ``block_16`` in
-    ``keras.applications.MobileNetV2``."""
+    """The backbone's block prefixes in order: ``stage1_block1``, ``stage2_block1``... in
+    every backbone ``helpers.models`` builds (``resnet_backbone``), ``block_16`` in
+    ``keras.applications.MobileNetV2``, ``block1a`` in its EfficientNets."""
     seen: list[str] = []
     for layer in base.layers:
         match = re.match(r"(stage\d+_block\d+|block_?\d+[a-z]?)", layer.name)
@@ -155,7 +124,7 @@ class Recipe:
     scratch_lr: float = 1e-3
     top_blocks: int | None = 2
     batch_size: int = 32
-    translate: float = 0.1
+    translate: float = 0.1  # the augmentation's shift: up to this share of the image side
     flip: bool = False
     dropout: float = 0.2
     head_init: str = "probe"  # full fine-tuning's head: "probe" (LP-FT) or "random" (trained)
@@ -173,11 +142,6 @@ def _fit(model, x, y, steps: int, batch_size: int, seed: int):
     epochs = max(1, math.ceil(steps / math.ceil(len(x) / batch)))
     model.fit(x, y, batch_size=batch, epochs=epochs, verbose=0, shuffle=True)
     return epochs
-
-
-def accuracy(model, x, y) -> float:
-    logits = model.predict(x, batch_size=512, verbose=0)
-    return float(np.mean(np.argmax(logits, 1) == y))
 
 
 def clone_backbone(backbone: Backbone, *, weights: bool = True) -> keras.Model:
@@ -201,10 +165,7 @@ def train_scratch(backbone, x, y, num_classes, recipe: Recipe, seed: int) -> ker
     for layer in all_layers(base):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = min(layer.momentum, 0.9)
-    model = build_classifier(
-        base, num_classes, backbone.card["preprocessing"], dropout=recipe.dropout,
-        augment=augmentation(recipe.translate, recipe.flip, seed),
-    )  # fmt: skip
+    model = new_head(base, backbone, num_classes, recipe, seed)
     compile_classifier(model, recipe.scratch_lr)
     _fit(model, x, y, recipe.scratch_steps, recipe.batch_size, seed)
     return model
@@ -231,14 +192,11 @@ def train_finetune(
         raise ValueError(f"wise_alpha must lie in [0, 1], not {recipe.wise_alpha!r}")
     keras.utils.set_random_seed(seed)
     base = clone_backbone(backbone)
-    model = build_classifier(
-        base, num_classes, backbone.card["preprocessing"], dropout=recipe.dropout,
-        augment=augmentation(recipe.translate, recipe.flip, seed),
-    )  # fmt: skip
+    model = new_head(base, backbone, num_classes, recipe, seed)
     set_backbone_trainable(base, 0)
     if full and recipe.head_init == "probe":
         probe = fit_probe(pooled_features(backbone, x), y, seed=seed)
-        model.get_layer("head").set_weights(probe_head_weights(probe, num_classes))
+        model.get_layer("logits").set_weights(probe_head_weights(probe, num_classes))
     else:
         compile_classifier(model, recipe.head_lr)
         _fit(model, x, y, recipe.head_steps, recipe.batch_size, seed)
@@ -268,7 +226,7 @@ def mix_weights(variables, start, end, alpha: float) -> None:
 
 def pooled_features(backbone: Backbone, x: np.ndarray) -> np.ndarray:
     """The frozen backbone's pooled features of raw images, scaled as its card says."""
-    scale = keras.Sequential([preprocessing_layer(backbone.card["preprocessing"]), backbone.model])
+    scale = keras.Sequential([preprocessing(scale=backbone.card["preprocessing"]), backbone.model])
     return scale.predict(x, batch_size=512, verbose=0)
 
 
@@ -370,15 +328,15 @@ def learning_curve(
             got = {}
             if "scratch" in methods:
                 scratch = train_scratch(backbone, xs, ys, num_classes, recipe, seed)
-                got["scratch"] = accuracy(scratch, x_test, y_test)
+                got["scratch"] = model_accuracy(scratch, x_test, y_test)
             if "probe" in methods:
                 got["probe"] = linear_probe(feats_train[idx], ys, feats_test, y_test, seed=seed)
             if "head" in methods:
                 head, _ = train_finetune(backbone, xs, ys, num_classes, recipe, seed, full=False)
-                got["head"] = accuracy(head, x_test, y_test)
+                got["head"] = model_accuracy(head, x_test, y_test)
             if "finetune" in methods:
                 model, _ = train_finetune(backbone, xs, ys, num_classes, recipe, seed)
-                got["finetune"] = accuracy(model, x_test, y_test)
+                got["finetune"] = model_accuracy(model, x_test, y_test)
             for method, acc in got.items():
                 row = {"n": n, "seed": seed, "method": method, "accuracy": acc}
                 rows.append({**row, "train_size": len(idx)})
@@ -406,13 +364,16 @@ def pretrain_fallback(
     *,
     size: int = 32,
     channels: int = 3,
-    widths=(32, 64, 128),
+    width: int = 32,
+    depth=(1, 1, 1),
     epochs: int = 3,
     seed: int = 0,
     batch_size: int = 128,
 ) -> tuple[Backbone, float]:
-    """Pretrain :func:`small_resnet` on :func:`glyph_images` of ``chars``; return the
-    backbone with its card and the accuracy on a held-out fifth.
+    """Pretrain notebook 07's ResNet backbone at a small size (``width``, ``depth``; BN
+    momentum 0.9, for a run of a few hundred steps) on :func:`glyph_images` of
+    ``chars``; return the backbone with its card (the "backbone" schema, as 07 writes
+    it) and the accuracy on a held-out fifth.
 
     For when notebook 07 has not written a backbone: notebook 08 then still runs alone.
     """
@@ -420,30 +381,24 @@ def pretrain_fallback(
     x, y = glyph_images(chars, n, size=size, channels=channels, seed=seed)
     cut = n * 4 // 5
     keras.utils.set_random_seed(seed)
-    base = small_resnet((size, size, channels), widths)
-    model = build_classifier(base, len(chars), "unit", dropout=0.0)
+    architecture = {"family": "resnet", "width": width, "depth": list(depth), "bn_momentum": 0.9}
+    base = build_backbone(architecture, (size, size, channels))
+    model = with_head(base, len(chars))
     steps = epochs * math.ceil(cut / batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, steps, warmup_target=3e-3, warmup_steps=max(1, steps // 10)
     )
     compile_classifier(model, schedule)
     model.fit(x[:cut], y[:cut], batch_size=batch_size, epochs=epochs, verbose=0)
-    accuracy = float(model.evaluate(x[cut:], y[cut:], verbose=0, batch_size=512)[1])
-    card = {
-        "name": "glyph backbone (notebook 08 fallback)",
-        "source_data": f"helpers.finetune.glyph_images: {n} images of {len(chars)} letters",
-        "license": "generated (CC0)",
-        "classes": list(chars),
-        "input_size": [size, size],
-        "channels": channels,
-        "preprocessing": "unit",
-        "architecture": "small_resnet",
-        "widths": list(widths),
-        "parameters": int(base.count_params()),
-        "source_test_accuracy": round(accuracy, 4),
-        "seed": seed,
-        "epochs": epochs,
-        "keras": keras.__version__,
-        "minutes": round((time.time() - start) / 60, 2),
-    }
+    accuracy = model_accuracy(model, x[cut:], y[cut:])
+    source = Source(
+        "glyph letters (notebook 08 fallback)", x[:cut], y[:cut], x[cut:], y[cut:],
+        list(chars), f"helpers.finetune.glyph_images: {n} images of {len(chars)} letters",
+        "generated (CC0)",
+    )  # fmt: skip
+    card = make_card(
+        base, source, architecture=architecture, test_accuracy=accuracy, seed=seed,
+        precision=keras.mixed_precision.global_policy().name,
+        minutes=(time.time() - start) / 60, epochs=epochs,
+    )  # fmt: skip
     return Backbone(base, card, "pretrain_fallback"), accuracy
