@@ -12,6 +12,7 @@ from solutions import (
     s03_preprocess_augment,
     s04_softmax_regression,
     s05_convolution,
+    s06_cnn,
 )
 
 pytestmark = pytest.mark.slow  # each solution trains or runs a server
@@ -58,6 +59,27 @@ def test_03_preprocess_augment(tmp_path):
     assert own == {"class_names": ["animal", "object"], "batch_shape": (4, 96, 96, 3)}
 
 
+def test_06_cnn(tmp_path):
+    own = s06_cnn.exercise_1(tmp_path, per_class=12, epochs=1)
+    assert own["native"] == (72, 96) and max(own["trained_at"]) <= 72
+    assert "72x96" in own["reason"]
+    assert own["top_losses"] == min(8, own["photo_size"]["test"])
+    rates = s06_cnn.exercise_2(epochs=3, limit=800)
+    best = rates["suggested"]["test_accuracy"]
+    assert best > rates["a tenth"]["test_accuracy"] and best > rates["ten times"]["test_accuracy"]
+    flips = s06_cnn.exercise_3(epochs=5, limit=800)
+    plain = flips["no flips in training, TTA False"]
+    assert plain > flips["flips in training, TTA False"] + 0.1  # flipping digits hurts
+    assert flips["no flips in training, flipped test images"] < plain - 0.3
+    assert flips["no flips in training, TTA True"] <= plain
+    resumed = s06_cnn.exercise_4(tmp_path, epochs=3, stop_after=1, limit=300)
+    assert resumed["epochs_in_second_run"] == 2 and resumed["total_epochs"] == 3
+    assert resumed["second_plan"].endswith("(resumed)")
+    precision = s06_cnn.exercise_5(steps=1, batch_size=16)
+    assert set(precision["images_per_second"]) == {"float32", "mixed_bfloat16"}
+    assert (precision["auto"] == "mixed_bfloat16") <= precision["avx512_bf16"]
+
+
 def test_04_softmax_regression():
     errors = s04_softmax_regression.exercise_1()
     assert errors["with_1_over_n"] < 1e-6 and errors["without_1_over_n"] > 0.9
@@ -86,7 +108,14 @@ def test_05_convolution():
 
 @pytest.mark.parametrize(
     "module",
-    [s00_setup, s01_acquire, s03_preprocess_augment, s04_softmax_regression, s05_convolution],
+    [
+        s00_setup,
+        s01_acquire,
+        s03_preprocess_augment,
+        s04_softmax_regression,
+        s05_convolution,
+        s06_cnn,
+    ],  # fmt: skip
 )
 def test_every_exercise_of_the_notebook_has_a_solution(module):
     """A solution module answers each numbered exercise of its notebook, no more, no less."""
