@@ -11,6 +11,7 @@ from helpers import cards, models
 from helpers import distribute as dist
 from helpers import pretrain as pt
 from helpers.evaluate import model_accuracy
+from helpers.train import make_optimizer
 
 
 def fed(shape, preprocessing) -> dict:
@@ -26,7 +27,7 @@ def saved(tmp_path_factory):
     data, steps = dist.array_epochs(src.x_train, src.y_train, 32, seed=1)
     trainer = dist.Trainer(
         lambda: pt.seeded_resnet((16, 16, 3), 8, width=4, depth=(1,), seed=1),
-        lambda total: pt.make_optimizer(0.05, total),
+        lambda total: make_optimizer("sgd", 0.05, total_steps=total, warmup=0.1),
         global_batch=32, num_classes=8, total_steps=4, jit_compile=False,
     )  # fmt: skip
     trainer.fit(data, steps, verbose=False)
@@ -158,7 +159,7 @@ def test_a_spent_time_budget_stops_and_says_so_unlike_a_preemption():
     def trainer():
         return dist.Trainer(
             lambda: pt.seeded_resnet((16, 16, 3), 4, width=4, depth=(1,), seed=2),
-            lambda total: pt.make_optimizer(0.05, total),
+            lambda total: make_optimizer("sgd", 0.05, total_steps=total, warmup=0.1),
             global_batch=32, num_classes=4, total_steps=6, jit_compile=False,
         )  # fmt: skip
 

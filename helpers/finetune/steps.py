@@ -22,7 +22,8 @@ from helpers.finetune.backbone import Backbone
 from helpers.finetune.data import LETTERS, glyph_images
 from helpers.models import all_layers, augmentation, build_backbone, preprocessing, with_head
 from helpers.pretrain import Source, make_card
-from helpers.quiet import keras
+from helpers.quiet import keras, tf
+from helpers.train import compile_model, fit, make_optimizer, plan_steps
 
 
 def new_head(base, backbone: Backbone, num_classes: int, recipe: Recipe, seed: int):
@@ -82,15 +83,17 @@ def set_backbone_trainable(base: keras.Model, top_blocks: int | None, *, freeze_
     return [layer.name for layer in base.layers if layer.trainable and layer.weights]
 
 
+# Fine-tuning's optimizer: AdamW with a little weight decay, on logits (helpers.train).
+OPTIMIZER, WEIGHT_DECAY = "adamw", 1e-4
+
+
 def compile_classifier(model: keras.Model, learning_rate, *, jit_compile=False) -> keras.Model:
-    """AdamW on logits with sparse labels; call again after every change of ``trainable``."""
-    model.compile(
-        optimizer=keras.optimizers.AdamW(learning_rate, weight_decay=1e-4),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-        jit_compile=jit_compile,
+    """``helpers.train.compile_model`` with fine-tuning's optimizer (``make_optimizer``) on
+    logits and integer labels; call again after every change of ``trainable``."""
+    optimizer = make_optimizer(OPTIMIZER, learning_rate, weight_decay=WEIGHT_DECAY)
+    return compile_model(
+        model, optimizer, from_logits=True, sparse_labels=True, jit_compile=jit_compile
     )
-    return model
 
 
 def bn_moving_stats(model: keras.Model) -> list[np.ndarray]:
@@ -135,13 +138,25 @@ class Recipe:
     wise_alpha: float = 0.5
 
 
-def _fit(model, x, y, steps: int, batch_size: int, seed: int):
+def train_steps(
+    model, x, y, *, steps: int, learning_rate, batch_size: int, seed: int, schedule=None
+) -> int:
+    """Train ``model`` (logits out) for ``steps`` updates on the arrays ``x``, ``y``, shuffled
+    with ``seed``, through the course's one training path (``helpers.train.fit``: it
+    compiles with fine-tuning's optimizer, so call it after every change of
+    ``trainable``); whole epochs, the last one run through (``plan_steps``). Returns the
+    epochs run. ``schedule`` is ``fit``'s (None: a constant rate)."""
     if steps <= 0:
         return 0
     batch = min(batch_size, len(x))
-    epochs = max(1, math.ceil(steps / math.ceil(len(x) / batch)))
-    model.fit(x, y, batch_size=batch, epochs=epochs, verbose=0, shuffle=True)
-    return epochs
+    data = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed).batch(batch)
+    plan = plan_steps(math.ceil(len(x) / batch), steps=steps)
+    fit(
+        model, data, epochs=plan.epochs, optimizer=OPTIMIZER, learning_rate=learning_rate,
+        schedule=schedule, warmup=0.1, weight_decay=WEIGHT_DECAY, from_logits=True,
+        restore_best=False, jit_compile=False, verbose=0,
+    )  # fmt: skip
+    return plan.epochs
 
 
 def clone_backbone(backbone: Backbone, *, weights: bool = True) -> keras.Model:
@@ -166,8 +181,10 @@ def train_scratch(backbone, x, y, num_classes, recipe: Recipe, seed: int) -> ker
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = min(layer.momentum, 0.9)
     model = new_head(base, backbone, num_classes, recipe, seed)
-    compile_classifier(model, recipe.scratch_lr)
-    _fit(model, x, y, recipe.scratch_steps, recipe.batch_size, seed)
+    train_steps(
+        model, x, y, steps=recipe.scratch_steps, learning_rate=recipe.scratch_lr,
+        batch_size=recipe.batch_size, seed=seed,
+    )  # fmt: skip
     return model
 
 
@@ -198,13 +215,17 @@ def train_finetune(
         probe = fit_probe(pooled_features(backbone, x), y, seed=seed)
         model.get_layer("logits").set_weights(probe_head_weights(probe, num_classes))
     else:
-        compile_classifier(model, recipe.head_lr)
-        _fit(model, x, y, recipe.head_steps, recipe.batch_size, seed)
+        train_steps(
+            model, x, y, steps=recipe.head_steps, learning_rate=recipe.head_lr,
+            batch_size=recipe.batch_size, seed=seed,
+        )  # fmt: skip
     if full:
         set_backbone_trainable(base, recipe.top_blocks)
-        compile_classifier(model, recipe.finetune_lr)
         start = [keras.ops.convert_to_numpy(v) for v in model.trainable_variables]
-        _fit(model, x, y, recipe.finetune_steps, recipe.batch_size, seed)
+        train_steps(
+            model, x, y, steps=recipe.finetune_steps, learning_rate=recipe.finetune_lr,
+            batch_size=recipe.batch_size, seed=seed,
+        )  # fmt: skip
         end = [keras.ops.convert_to_numpy(v) for v in model.trainable_variables]
         mix_weights(model.trainable_variables, start, end, recipe.wise_alpha)
     return model, base
@@ -384,12 +405,10 @@ def pretrain_fallback(
     architecture = {"family": "resnet", "width": width, "depth": list(depth), "bn_momentum": 0.9}
     base = build_backbone(architecture, (size, size, channels))
     model = with_head(base, len(chars))
-    steps = epochs * math.ceil(cut / batch_size)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        0.0, steps, warmup_target=3e-3, warmup_steps=max(1, steps // 10)
-    )
-    compile_classifier(model, schedule)
-    model.fit(x[:cut], y[:cut], batch_size=batch_size, epochs=epochs, verbose=0)
+    train_steps(
+        model, x[:cut], y[:cut], steps=epochs * math.ceil(cut / batch_size),
+        learning_rate=3e-3, batch_size=batch_size, seed=seed, schedule="cosine",
+    )  # fmt: skip
     accuracy = model_accuracy(model, x[cut:], y[cut:])
     source = Source(
         "glyph letters (notebook 08 fallback)", x[:cut], y[:cut], x[cut:], y[cut:],

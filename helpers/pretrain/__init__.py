@@ -2,7 +2,9 @@
 
 Notebook 07's room, on top of :mod:`helpers.distribute` (the training loop, the same on
 one device, several GPUs and several machines) and :mod:`helpers.models` (the ResNet-style
-backbone). What it adds, one module each:
+backbone), trained with ``helpers.train.make_optimizer("sgd", peak, total_steps=steps,
+warmup=0.1, weight_decay=5e-4)``, the fast CIFAR trainers' SGD with Nesterov momentum on
+a linear warm-up then linear decay. What it adds, one module each:
 
 - ``sources``, the source data (:func:`load_source`): ``"photos"`` (the default: the
   real photos of the source classes that ship with the course,
@@ -17,7 +19,6 @@ backbone). What it adds, one module each:
 - ``speed``: :func:`probe_batch_size` (on a GPU, the batch that fills it, found by
   measuring, not a constant), :func:`speed_report` (images per second, step time, peak
   memory, the fraction of the device's peak FLOP rate, from :func:`peak_flops`);
-- ``schedule``: the optimizer (:func:`make_optimizer`);
 - ``card``, the model card (:func:`make_card`, :func:`save_backbone`): the
   ``helpers.cards`` "backbone" schema, the one format notebook 08 reads
   (``helpers.cards.read_card``). The backbone takes raw 0..255 pixels and resizes and
@@ -30,7 +31,6 @@ backbone). What it adds, one module each:
 
 from helpers.pretrain.card import BACKBONE_PREPROCESSING, make_card, save_backbone
 from helpers.pretrain.floor import accuracy_floor, floor_verdict
-from helpers.pretrain.schedule import make_optimizer
 from helpers.pretrain.sources import Source, generated_source, load_source
 from helpers.pretrain.speed import (
     GPU_PEAK_FLOPS,
@@ -51,7 +51,6 @@ __all__ = [
     "generated_source",
     "load_source",
     "make_card",
-    "make_optimizer",
     "measure_throughput",
     "peak_flops",
     "peak_memory_mb",

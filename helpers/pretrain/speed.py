@@ -10,6 +10,7 @@ import numpy as np
 
 from helpers import distribute as dist
 from helpers.quiet import tf
+from helpers.train import make_optimizer
 
 # Dense peak rates in FLOP/s (a multiply-add counts as 2) from the vendors' data sheets:
 # (float32 without tensor cores, the 16-bit tensor-core rate mixed precision can reach).
@@ -101,13 +102,14 @@ def measure_throughput(
 ) -> float:
     """Training images per second at ``global_batch``: a fresh model, ``steps`` timed steps
     after two that trace and compile."""
-    from helpers.pretrain.schedule import make_optimizer
-
     epoch_data, per_epoch = dist.array_epochs(x, y, global_batch)
+
+    def optimizer(total: int):
+        return make_optimizer("sgd", 0.01, total_steps=total, warmup=0.1, weight_decay=5e-4)
+
     trainer = dist.Trainer(
-        build_model, lambda total: make_optimizer(0.01, total), strategy=strategy,
-        global_batch=global_batch, num_classes=int(np.max(y)) + 1, total_steps=steps + 2,
-        jit_compile=jit_compile,
+        build_model, optimizer, strategy=strategy, global_batch=global_batch,
+        num_classes=int(np.max(y)) + 1, total_steps=steps + 2, jit_compile=jit_compile,
     )  # fmt: skip
     log = trainer.fit(epoch_data, per_epoch, verbose=False)
     return float(log.images_per_second(global_batch))

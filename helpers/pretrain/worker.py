@@ -14,9 +14,9 @@ from helpers import models
 from helpers.evaluate import model_accuracy
 from helpers.files import write_atomic
 from helpers.pretrain.card import make_card, save_backbone
-from helpers.pretrain.schedule import make_optimizer
 from helpers.pretrain.sources import Source, generated_source
 from helpers.quiet import keras
+from helpers.train import make_optimizer
 
 
 def _tfrecord_arrays(folder, size) -> tuple[np.ndarray, np.ndarray]:
@@ -92,7 +92,9 @@ def run_worker(args, strategy, cluster: dist.Cluster | None) -> int:
             shape, len(class_names), width=args.width, depth=args.depth, seed=args.seed,
             augment=not args.no_augment,
         ),
-        lambda steps: make_optimizer(args.learning_rate, steps),
+        lambda steps: make_optimizer(
+            "sgd", args.learning_rate, total_steps=steps, warmup=0.1, weight_decay=5e-4
+        ),
         strategy=strategy, global_batch=global_batch, num_classes=len(class_names),
         total_steps=total, jit_compile=not args.no_jit, backup_dir=args.backup_dir,
         save_every=args.save_every,
