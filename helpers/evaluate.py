@@ -1,4 +1,6 @@
-"""Evaluate a classifier on a test split with ``sklearn.metrics``: :func:`evaluate`.
+"""Evaluate a classifier on a test split with ``sklearn.metrics``: :func:`evaluate`; and
+the course's one :func:`accuracy` (``model_accuracy`` for a model and arrays), which
+notebooks 07 to 09 all score with.
 
 Accuracy alone hides which classes fail and how. So :func:`evaluate` computes precision,
 recall and F1 per class and macro-averaged (``classification_report``), the confusion

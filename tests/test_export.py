@@ -1,7 +1,6 @@
 """TensorFlow Lite export (float32 and int8) and predicting from the exported file,
 in this process, in a fresh one, and through ``python -m helpers predict``."""
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ import pytest
 from PIL import Image
 
 from helpers import export as ex
+from helpers.cards import read_card
 from helpers.models import build_model
 from helpers.quiet import keras
 
@@ -70,7 +70,7 @@ def test_float32_matches_keras_and_int8_is_smaller_and_as_accurate(exported):
     tensors = ex.load_predictor(paths["int8"]).interpreter.get_tensor_details()
     weights = [t for t in tensors if len(t["shape"]) == 4 and t["shape"][0] > 1]
     assert weights and all(t["dtype"] == np.int8 for t in weights)
-    meta = json.loads(ex.metadata_file(paths["int8"]).read_text())
+    meta = read_card(ex.metadata_file(paths["int8"]), "tflite")  # the cards' one reader
     assert meta["class_names"] == CLASSES and meta["input_size"] == [16, 16, 3]
     assert meta["kind"] == "int8"
 

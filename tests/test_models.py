@@ -81,6 +81,36 @@ def test_with_head_puts_new_classes_on_a_backbone():
     assert new.get_layer("backbone") is model.get_layer("backbone")
 
 
+def test_the_one_head_gives_logits_and_a_softmax_only_where_users_get_the_model():
+    backbone = M.resnet_backbone((8, 8, 3), width=4, depth=(1, 1))
+    head = M.with_head(backbone, 3, scale="raw", dropout=0.2, frozen=True)
+    assert head.layers[-1].name == "logits" and M.outputs_logits(head)
+    x = np.random.default_rng(0).uniform(0, 255, (4, 8, 8, 3)).astype("float32")
+    shipped = M.as_probabilities(head)
+    assert M.softmax_layer(shipped) is not None and M.as_probabilities(shipped) is shipped
+    want = keras.ops.convert_to_numpy(keras.ops.softmax(head(x)))
+    np.testing.assert_allclose(np.asarray(shipped(x)), want, atol=1e-6)
+    assert M.as_probabilities(backbone) is backbone  # features are never made probabilities
+
+
+def test_a_card_architecture_rebuilds_the_same_backbone():
+    arch = {"family": "resnet", "width": 4, "depth": [1, 2], "bn_momentum": 0.9}
+    a, b = M.build_backbone(arch, (8, 8, 1)), M.resnet_backbone((8, 8, 1), width=4, depth=(1, 2))
+    assert [w.shape for w in a.weights] == [w.shape for w in b.weights]
+    assert {la.momentum for la in M.all_layers(a) if hasattr(la, "momentum")} == {0.9}
+    with pytest.raises(M.ModelError, match="family"):
+        M.build_backbone({"family": "small_resnet"}, (8, 8, 1))
+
+
+@pytest.mark.parametrize(
+    ("scale", "low", "high"), [("unit", 0, 1), ("symmetric", -1, 1), ("raw", 0, 255)]
+)
+def test_the_one_preprocessing_layer_scales_as_the_card_names(scale, low, high):
+    x = np.array([[[[0.0], [255.0]]]], "float32")
+    out = np.asarray(M.preprocessing(scale=scale)(x)).ravel()
+    np.testing.assert_allclose(out, [low, high], atol=1e-6)
+
+
 def test_bad_requests_say_what_to_change():
     with pytest.raises(M.ModelError, match="unknown model"):
         M.build_model("vgg", input_shape=(32, 32, 3), num_classes=10)

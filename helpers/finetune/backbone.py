@@ -32,6 +32,7 @@ from helpers.models import (
     build_backbone,
     dtype_policies,
     with_dtype_policy,
+    with_softmax,
 )
 from helpers.predict import save_model
 from helpers.quiet import keras
@@ -185,7 +186,7 @@ def save_finetuned(
 ) -> Path:
     """Save ``model`` (logits out) as ``model.keras`` for users: it takes raw images of
     any size (resized to the backbone's size inside) and ends in a softmax
-    (``helpers.predict.save_model`` adds it); with its classes side-car and a card (the
+    (``helpers.models.with_softmax``); with its classes side-car and a card (the
     "finetuned" schema) saying what it was fine-tuned from and on."""
     folder = Path(folder)
     h, w, c = backbone.input_shape
@@ -207,7 +208,7 @@ def save_finetuned(
     check_schema(card, "finetuned", "the card to save")
     inputs = keras.Input((None, None, c), name="image")
     x = keras.layers.Resizing(h, w, name="resize")(inputs)
-    export = keras.Model(inputs, model(x, training=False), name="finetuned")
-    path = save_model(export, folder / "model.keras", class_names)  # softmax, classes side car
+    export = with_softmax(keras.Model(inputs, model(x, training=False)), name="finetuned")
+    path = save_model(export, folder / "model.keras", class_names)  # + the classes side car
     write_card(folder, card, "finetuned")
     return path

@@ -26,25 +26,6 @@ from helpers.quiet import keras, tf
 from helpers.train import compile_model, fit, make_optimizer, plan_steps
 
 
-def new_head(base, backbone: Backbone, num_classes: int, recipe: Recipe, seed: int):
-    """``base`` (a copy of ``backbone.model``) with a new head (``helpers.models.with_head``,
-    logits out): the recipe's augmentation, the scaling ``backbone``'s card names, dropout,
-    and ``base`` called with ``training=False``.
-
-    The base is called so as Keras's transfer-learning guide does; in Keras 3.15 that
-    alone does not keep BatchNormalization frozen during ``fit`` (see the package
-    docstring), which is why :func:`set_backbone_trainable` also sets
-    ``trainable=False`` on every BN layer.
-    """
-    h, w, _ = backbone.input_shape
-    pixels = round(recipe.translate * min(h, w))
-    augment = augmentation(flip=recipe.flip, translate=pixels, seed=seed)
-    return with_head(
-        base, num_classes, augment=augment if recipe.flip or pixels else None,
-        scale=backbone.card["preprocessing"], dropout=recipe.dropout, frozen=True,
-    )  # fmt: skip
-
-
 def backbone_blocks(base: keras.Model) -> list[str]:
     """The backbone's block prefixes in order: ``stage1_block1``, ``stage2_block1``... in
     every backbone ``helpers.models`` builds (``resnet_backbone``), ``block_16`` in
@@ -136,6 +117,25 @@ class Recipe:
     # set, where it beat both ends in every run (10 labels per class: start 0.617, end
     # 0.616, mix 0.641). 1.0: no mixing.
     wise_alpha: float = 0.5
+
+
+def new_head(base, backbone: Backbone, num_classes: int, recipe: Recipe, seed: int):
+    """``base`` (a copy of ``backbone.model``) with a new head (``helpers.models.with_head``,
+    logits out): the recipe's augmentation, the scaling ``backbone``'s card names, dropout,
+    and ``base`` called with ``training=False``.
+
+    The base is called so as Keras's transfer-learning guide does; in Keras 3.15 that
+    alone does not keep BatchNormalization frozen during ``fit`` (see the package
+    docstring), which is why :func:`set_backbone_trainable` also sets
+    ``trainable=False`` on every BN layer.
+    """
+    h, w, _ = backbone.input_shape
+    pixels = round(recipe.translate * min(h, w))
+    augment = augmentation(flip=recipe.flip, translate=pixels, seed=seed)
+    return with_head(
+        base, num_classes, augment=augment if recipe.flip or pixels else None,
+        scale=backbone.card["preprocessing"], dropout=recipe.dropout, frozen=True,
+    )  # fmt: skip
 
 
 def train_steps(

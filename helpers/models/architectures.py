@@ -242,7 +242,11 @@ def conv_net(
     seed: int | None = None,
     name: str = "conv_net",
 ):
-    """The family both the articles' CNN and the course's CNN belong to (see the module)."""
+    """The family both the articles' CNN and the course's CNN belong to (see the module).
+
+    Ends in :func:`with_softmax`, as every classifier of the registry does: notebooks 06,
+    07 and 09 train them through ``helpers.train.fit`` and ``helpers.distribute.Trainer``
+    on probabilities, and hand them to users as they are."""
     backbone = conv_backbone(
         input_shape,
         widths=widths,
@@ -329,7 +333,8 @@ def resnet(
     mean=None,
     std=None,
 ):
-    """A ResNet-style classifier: :func:`resnet_backbone` with a head (and augmentation)."""
+    """A ResNet-style classifier: :func:`resnet_backbone` with a head (and augmentation),
+    ending in :func:`with_softmax` as :func:`conv_net` does."""
     backbone = resnet_backbone(input_shape, width=width, depth=depth, mean=mean, std=std)
     layers = augmentation(seed=seed) if augment else None
     return with_softmax(
