@@ -35,11 +35,12 @@ def accuracy(scores, labels) -> float:
 
 def model_accuracy(model, x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> float:
     """:func:`accuracy` of ``model`` on the arrays ``x``, ``y``, predicted batch by batch in
-    this process. No collective runs (``model.predict`` under a multi-worker strategy
-    waits for the other workers), so any worker of notebook 07's runs can call it alone."""
-    forward = tf.function(lambda batch: model(batch, training=False))
+    this process, eagerly. No collective runs (``model.predict`` under a multi-worker
+    strategy waits for the other workers), so any worker of notebook 07's runs can call it
+    alone; and no graph is traced per call (a ``tf.function`` made per call retraces for
+    every model, and TensorFlow warns after five)."""
     scores = [
-        np.asarray(forward(tf.constant(x[i : i + batch_size])))
+        np.asarray(model(tf.constant(x[i : i + batch_size]), training=False))
         for i in range(0, len(y), batch_size)
     ]
     return accuracy(np.concatenate(scores), y) if scores else 0.0
