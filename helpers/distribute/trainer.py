@@ -33,9 +33,9 @@ Also on purpose:
 
 It shares notebook 06's training path where it can: the optimizer from
 ``helpers.train.make_optimizer`` (the one schedule), the number of steps from
-``helpers.train.plan_steps`` (the one planner), and Keras callbacks driven through
-``keras.callbacks.CallbackList``, so :class:`TrainLog`'s ``history`` is the per-epoch
-dict ``model.fit`` returns and ``helpers.train.Deadline`` is its budget guard.
+``helpers.train.plan_steps`` (the one planner), Keras callbacks called as ``model.fit``
+calls them (``helpers.train.Deadline`` is its budget guard), and :class:`TrainLog`'s
+``history``, the per-epoch dict ``model.fit`` returns.
 TensorFlow (and ``helpers.train``, which loads it) is imported inside the functions
 that use it, so that importing ``helpers.distribute`` to start a worker costs none.
 """
@@ -283,8 +283,7 @@ class Trainer:
         if self._compiled is None:
             self._compiled = self._build_step()
         step_fn = self._compiled
-        history = keras.callbacks.History()
-        chain = [history, *(callbacks or [])]
+        chain = list(callbacks or [])
         guard = None
         if time_budget_s is not None:  # last: the epoch's end it times includes the others'
             guard = Deadline(
@@ -292,7 +291,13 @@ class Trainer:
                 steps_done=log.resumed_from,
             )  # fmt: skip
             chain.append(guard)
-        listed = keras.callbacks.CallbackList(chain, model=self.model)
+        # Without callbacks, none is called: a CallbackList would start a thread pool to
+        # dispatch every step's end to nobody, in every worker of a multi-worker run.
+        listed = (
+            keras.callbacks.CallbackList(chain, model=self.model)
+            if chain
+            else keras.callbacks.Callback()
+        )
         self.model.stop_training = False
         if verbose and log.resumed_from:
             print(f"resumed from the backup at step {log.resumed_from} of {self.total_steps}")
@@ -333,6 +338,8 @@ class Trainer:
                     log.stopped_early = not end
                     log.out_of_time = late and not end and not stop
                     break
+            for key, value in logs.items():
+                log.history.setdefault(key, []).append(value)
             listed.on_epoch_end(epoch, logs)
             if log.stopped_early:
                 break
@@ -342,7 +349,6 @@ class Trainer:
             self.save()
         listed.on_train_end(logs)
         log.steps = int(self.step.numpy())
-        log.history = dict(history.history)
         return log
 
 
