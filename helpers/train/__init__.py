@@ -18,7 +18,6 @@ schedule, planner and callbacks ``helpers.distribute.Trainer`` (07) shares.
 
 from helpers.train.callbacks import Deadline, Pace, RecordMetrics
 from helpers.train.data import (
-    SPLIT_NAMES,
     DataError,
     DataWarning,
     ImageData,
@@ -33,7 +32,6 @@ from helpers.train.planner import Plan, Speed, measure, plan_epochs, plan_steps
 from helpers.train.schedules import WarmupDecay, make_schedule
 
 __all__ = [
-    "SPLIT_NAMES",
     "DataError",
     "DataWarning",
     "Deadline",

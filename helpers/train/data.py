@@ -20,10 +20,9 @@ import numpy as np
 
 from helpers import pipeline as pl
 from helpers.acquire.datasets import OFFLINE, ONLINE, load_arrays
+from helpers.images import FolderError
 from helpers.quiet import tf
 from helpers.splitting import stratified_split
-
-SPLIT_NAMES = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
 
 
 class DataError(ValueError):
@@ -62,19 +61,9 @@ def _count(split) -> int:
 
 def _take(split, index):
     if isinstance(split, pl.ImageList):
-        return pl.ImageList([split.paths[i] for i in index], split.labels[index], split.class_names)
+        return split.take(index)
     x, y = split
     return x[index], y[index]
-
-
-def _split_dirs(root: Path) -> dict[str, Path]:
-    found = {}
-    for split, names in SPLIT_NAMES.items():
-        for name in names:
-            if (root / name).is_dir():
-                found[split] = root / name
-                break
-    return found if "train" in found and len(found) > 1 else {}
 
 
 def _image_shape(paths: list[str], sample: int = 200) -> tuple[tuple[int, int, int], str | None]:
@@ -106,84 +95,25 @@ def _image_shape(paths: list[str], sample: int = 200) -> tuple[tuple[int, int, i
 
 
 def _folder_data(root: Path, seed: int, val_fraction: float, test_fraction: float) -> ImageData:
-    notes = []
-    splits = _split_dirs(root)
+    """A class-per-folder or split tree, read by :func:`helpers.pipeline.list_splits` (the
+    one reader of such trees, with its rules); its errors and warnings in this module's
+    types, so a notebook catches one kind."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        if splits:
-            lists = {s: pl.list_folder(p) for s, p in splits.items()}
-        else:
-            lists = {"train": pl.list_folder(root)}
+        try:
+            splits = pl.list_splits(
+                root, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed
+            )
+        except FolderError as exc:
+            raise DataError(str(exc)) from exc
     for w in caught:
-        if "one class" not in str(w.message):
-            warnings.warn(str(w.message), DataWarning, stacklevel=3)
-    train = lists["train"]
-    counts = Counter(train.labels.tolist())
-    classes = [c for i, c in enumerate(train.class_names) if counts[i]]
-    if len(classes) < 2:
-        raise DataError(
-            f"{root}: only {len(classes)} class with training images "
-            f"({', '.join(classes) or 'none'}); a classifier needs at least two. Add a folder "
-            "per class (root/<class>/<image>, or root/train/<class>/<image> in a split tree)."
-        )
-    if len(classes) < len(train.class_names):
-        empty = [c for c in train.class_names if c not in classes]
-        notes.append(f"class folder(s) {', '.join(empty)} hold no training image: left out")
-
-    def relabel(images: pl.ImageList, split: str) -> pl.ImageList:
-        index = {c: i for i, c in enumerate(classes)}
-        names = [images.class_names[k] for k in images.labels]
-        unknown = sorted({n for n in names if n not in index})
-        if unknown:
-            n = sum(name in unknown for name in names)
-            warnings.warn(
-                f"class(es) {', '.join(unknown)} appear in {split}/ but have no training images:"
-                f" the model cannot predict them, so their {n} image(s) are left out of the "
-                f"{split} split. Add training images under train/<class> to learn them.",
-                DataWarning,
-                stacklevel=4,
-            )
-        keep = [i for i, name in enumerate(names) if name in index]
-        return pl.ImageList(
-            [images.paths[i] for i in keep], [index[names[i]] for i in keep], classes,
-            images.left_out,
-        )  # fmt: skip
-
-    train = relabel(train, "train")
-    if splits:
-        test = relabel(lists["test"], "test") if "test" in lists else None
-        val = relabel(lists["val"], "val") if "val" in lists else None
-        if test is None:
-            keep, held = stratified_split(train.labels, test_fraction, seed)
-            train, test = _take(train, keep), _take(train, held)
-            notes.append(f"no test/ folder: {len(test)} training images held out as the test set")
-        if val is None:
-            keep, held = stratified_split(train.labels, val_fraction, seed + 1)
-            train, val = _take(train, keep), _take(train, held)
-        missing = [c for i, c in enumerate(classes) if not (test.labels == i).any()]
-        if missing:
-            warnings.warn(
-                f"class(es) {', '.join(missing)} have training images but none in test/: their "
-                "test recall cannot be measured. Add test images for them.",
-                DataWarning,
-                stacklevel=3,
-            )
-        kind = "split tree " + "/".join(f"{s}/" for s in splits)
-    else:
-        keep, held = stratified_split(train.labels, test_fraction, seed)
-        train, test = _take(train, keep), _take(train, held)
-        keep, held = stratified_split(train.labels, val_fraction / (1 - test_fraction), seed + 1)
-        train, val = _take(train, keep), _take(train, held)
-        kind = "class-per-folder tree, stratified split"
-    if not len(train) or not len(val) or not len(test):
-        raise DataError(
-            f"{root}: too few images to split into train, validation and test "
-            f"({len(train)}, {len(val)}, {len(test)}); add images or give a split tree"
-        )
-    shape, note = _image_shape(train.paths)
-    if note:
-        notes.append(note)
-    return ImageData(f"folder {root} ({kind})", train, val, test, classes, shape, notes)
+        warnings.warn(str(w.message), DataWarning, stacklevel=3)
+    shape, note = _image_shape(splits.train.paths)
+    notes = splits.notes + ([note] if note else [])
+    return ImageData(
+        f"folder {root} ({splits.layout})", splits.train, splits.val, splits.test,
+        splits.class_names, shape, notes,
+    )  # fmt: skip
 
 
 def load_image_data(
