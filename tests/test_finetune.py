@@ -311,6 +311,7 @@ def test_the_fallback_is_notebook_07s_resnet_and_its_card_reads_back(tmp_path):
         "width": 4,
         "depth": [1, 1, 1],
         "bn_momentum": 0.9,
+        "zero_init": False,
     }
     assert 0.0 <= accuracy <= 1.0 and backbone.card["preprocessing"] == "raw"
     save(backbone, tmp_path)

@@ -402,7 +402,10 @@ def pretrain_fallback(
     x, y = glyph_images(chars, n, size=size, channels=channels, seed=seed)
     cut = n * 4 // 5
     keras.utils.set_random_seed(seed)
-    architecture = {"family": "resnet", "width": width, "depth": list(depth), "bn_momentum": 0.9}
+    architecture = {
+        "family": "resnet", "width": width, "depth": list(depth), "bn_momentum": 0.9,
+        "zero_init": False,
+    }  # fmt: skip
     base = build_backbone(architecture, (size, size, channels))
     model = with_head(base, len(chars))
     train_steps(
