@@ -204,17 +204,22 @@ def setup_devices(mixed_precision: str | bool = "auto", verbose: bool = True) ->
 BFLOAT16_MIN_CAPABILITY = (8, 0)
 # On a CPU, mixed_bfloat16 is chosen only where the CPU has native bfloat16 dot products
 # (oneDNN uses AVX-512 BF16 or AMX) AND a benchmark file measured the course CNN training
-# faster that way on such a CPU; the reason quotes that figure. Each entry: the flag, the
-# mixed_bfloat16 / float32 training speed measured, where, and the file that holds it
-# (tests check the figures against the files). The Xeon's file shows its avx512_bf16 in
-# the bfloat16 peak (128 FLOP/cycle, which the script counts only with that flag). AMX has
-# no measurement yet, so a CPU is chosen by its AVX-512 BF16 (CPUs with AMX have it too).
+# faster that way on such a CPU of the same vendor (AMD's and Intel's AVX-512 BF16 differ:
+# 1.25x against 1.10x); the reason quotes that figure. Each entry, keyed by (vendor, flag):
+# the mixed_bfloat16 / float32 training speed measured, where, and the file that holds it
+# (tests check the figures against the files). AMX has no measurement yet, so a CPU is
+# chosen by its AVX-512 BF16 (CPUs with AMX have it too).
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
-CPU_BF16_MEASURED: dict[str, tuple[float, str, str]] = {
-    "avx512_bf16": (
+CPU_BF16_MEASURED: dict[tuple[str, str], tuple[float, str, str]] = {
+    ("Intel", "avx512_bf16"): (
         1.10,
         "an Intel Xeon with avx512_bf16, 2 cores, course CNN small, batch 256",
         "benchmarks/results/train_throughput.txt",
+    ),
+    ("AMD", "avx512_bf16"): (
+        1.25,
+        "an AMD EPYC with avx512_bf16, 2 cores, course CNN small (issue 29's tester)",
+        "benchmarks/results/train_throughput-amd-epyc-avx512bf16.txt",
     ),
 }
 # Without those flags bfloat16 is emulated (converted to float32 for every product): the
@@ -245,6 +250,7 @@ def choose_precision(
     gpus: list[GPU] | None = None,
     *,
     flags: set[str] | None = None,
+    vendor: str | None = None,
     measure=None,
     apply: bool = True,
 ) -> tuple[str, str]:
@@ -254,7 +260,8 @@ def choose_precision(
     ``mixed_float16`` on 7.x (tensor cores; Keras adds loss scaling under ``compile``),
     float32 below; on a CPU, ``mixed_bfloat16`` only when it has AVX-512 BF16 (or AMX) and
     :data:`CPU_BF16_MEASURED` holds a measured gain of at least :data:`CPU_BF16_MIN_GAIN`
-    on such a CPU, float32 otherwise. ``measure`` (a function ``policy -> images per
+    on such a CPU of the same vendor (``vendor``, default :func:`cpu_vendor`), float32
+    otherwise. ``measure`` (a function ``policy -> images per
     second``) replaces the table by a measurement of each candidate, for hardware the
     table does not know. ``gpus`` defaults to what TensorFlow sees; ``flags`` to
     /proc/cpuinfo. ``apply`` sets the policy
@@ -289,16 +296,24 @@ def choose_precision(
             reason = f"{names} (compute capability {cc}) has no tensor cores"
     else:
         flags = cpu_flags() if flags is None else set(flags)
-        policy, reason = _cpu_precision(flags)
+        policy, reason = _cpu_precision(flags, cpu_vendor() if vendor is None else vendor)
     if apply:
         keras.mixed_precision.set_global_policy(policy)
     return policy, reason
 
 
-def _cpu_precision(flags: set[str]) -> tuple[str, str]:
+def cpu_vendor(name: str | None = None) -> str:
+    """``"AMD"``, ``"Intel"`` or ``"other"``, from the CPU's model name."""
+    name = cpu_name() if name is None else name
+    return next((v for v in ("AMD", "Intel") if v.lower() in name.lower()), "other")
+
+
+def _cpu_precision(flags: set[str], vendor: str) -> tuple[str, str]:
     """The CPU row of :func:`choose_precision`'s table, its reason quoting the file."""
     found = [f for f in CPU_BF16_FLAGS if f in flags]
-    measured = [(f, *CPU_BF16_MEASURED[f]) for f in found if f in CPU_BF16_MEASURED]
+    measured = [
+        (f, *CPU_BF16_MEASURED[vendor, f]) for f in found if (vendor, f) in CPU_BF16_MEASURED
+    ]
     best = max(measured, key=lambda row: row[1], default=None)
     if best and best[1] >= CPU_BF16_MIN_GAIN:
         flag, gain, where, source = best
@@ -314,8 +329,9 @@ def _cpu_precision(flags: set[str]) -> tuple[str, str]:
         )
     if found:
         return "float32", (
-            f"no GPU; this CPU has {' and '.join(found)}, but no benchmark here has measured "
-            "bfloat16 paying on it: run benchmarks/train_throughput.py, or pass measure="
+            f"no GPU; this {vendor} CPU has {' and '.join(found)}, but no benchmark here has "
+            f"measured bfloat16 paying on a {vendor} CPU: run benchmarks/train_throughput.py, "
+            "or pass measure="
         )
     gain, where, source = CPU_BF16_EMULATED
     return "float32", (

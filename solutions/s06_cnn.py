@@ -180,9 +180,10 @@ def exercise_5(steps: int = 4, batch_size: int = 64) -> dict:
 
     Where the CPU has ``avx512_bf16`` (or AMX), oneDNN multiplies in bfloat16 natively
     and the course CNN trains somewhat faster than in float32 (1.10x on the Intel Xeon
-    of ``benchmarks/results/train_throughput.txt``); without it bfloat16 is emulated and
-    far slower (0.06x on an AVX2-only AMD EPYC). ``choose_precision`` picks from the CPU's
-    flags and the measured table, and says which figure it used. A few steps on a shared
+    of ``benchmarks/results/train_throughput.txt``, 1.25x on an AMD EPYC); without it
+    bfloat16 is emulated and far slower (0.06x on an AVX2-only AMD EPYC, 0.09x on the
+    one that wrote this solution). ``choose_precision`` picks from the CPU's flags and
+    the table measured for its vendor, and says which figure it used. A few steps on a shared
     machine are noisy: trust the benchmark's many steps over these. Returns the flag,
     the images per second of each policy here, and the automatic choice with its reason.
     """

@@ -134,18 +134,27 @@ def test_choose_precision_follows_the_table_and_a_measurement(monkeypatch):
     for gain, _, source in [*D.CPU_BF16_MEASURED.values(), D.CPU_BF16_EMULATED]:
         text = (root / source).read_text(encoding="utf-8")
         assert f"ratio mixed_bfloat16 / float32: {gain:.2f}x" in text, source
-    cpu = choose_precision([], flags={"avx512f", "avx512_bf16"}, apply=False)
-    assert cpu[0] == "mixed_bfloat16" and "avx512_bf16" in cpu[1]
-    assert re.search(r"1\.10x float32.*train_throughput\.txt", cpu[1])
+    bf16 = {"avx512f", "avx512_bf16"}
+    intel = choose_precision([], flags=bf16, vendor="Intel", apply=False)
+    assert intel[0] == "mixed_bfloat16" and "avx512_bf16" in intel[1]
+    assert re.search(r"1\.10x float32.*train_throughput\.txt", intel[1])
+    # AMD's AVX-512 BF16 quotes AMD's figure, not the Xeon's.
+    amd = choose_precision([], flags=bf16, vendor="AMD", apply=False)
+    assert amd[0] == "mixed_bfloat16" and re.search(r"1\.25x.*amd-epyc-avx512bf16", amd[1])
+    # A vendor no benchmark has measured: the table does not lend another vendor's figure.
+    other = choose_precision([], flags=bf16, vendor="other", apply=False)
+    assert other[0] == "float32" and "train_throughput.py" in other[1]
     avx2 = choose_precision([], flags={"avx2", "fma"}, apply=False)
     assert avx2[0] == "float32" and "emulated" in avx2[1] and "amd-epyc-avx2" in avx2[1]
     # AMX with no measurement behind it: the table does not guess.
-    assert choose_precision([], flags={"amx_bf16"}, apply=False)[0] == "float32"
+    assert choose_precision([], flags={"amx_bf16"}, vendor="Intel", apply=False)[0] == "float32"
     # A measured gain too small to pay: float32, and the reason says so.
-    _, where, source = D.CPU_BF16_MEASURED["avx512_bf16"]
-    monkeypatch.setitem(D.CPU_BF16_MEASURED, "avx512_bf16", (1.01, where, source))
-    small = choose_precision([], flags={"avx512_bf16"}, apply=False)
+    _, where, source = D.CPU_BF16_MEASURED["Intel", "avx512_bf16"]
+    monkeypatch.setitem(D.CPU_BF16_MEASURED, ("Intel", "avx512_bf16"), (1.01, where, source))
+    small = choose_precision([], flags={"avx512_bf16"}, vendor="Intel", apply=False)
     assert small[0] == "float32" and "only 1.01x" in small[1]
+    assert D.cpu_vendor("AMD EPYC 9654") == "AMD"
+    assert D.cpu_vendor("Intel(R) Xeon(R) Processor") == "Intel"
     assert choose_precision([GPU("H100", None, (9, 0))], apply=False)[0] == "mixed_bfloat16"
     turing = choose_precision([GPU("T4", None, (7, 5))], apply=False)
     assert turing[0] == "mixed_float16" and "loss" in turing[1]
