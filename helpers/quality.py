@@ -14,7 +14,7 @@ and the same picture arrives twice. Each check here answers one question:
   them (out-of-fold), find implausible? Confident learning via cleanlab.
 
 The gallery that shows the suspects and fixes each in place, in the catalog, is a
-labeling widget: :class:`helpers.labeling.review.ReviewGallery`, importable from here too.
+labeling widget: :class:`helpers.labeling.review.ReviewGallery`.
 """
 
 from __future__ import annotations
@@ -25,9 +25,6 @@ from collections import Counter
 import numpy as np
 
 from helpers.catalog import Catalog, CatalogError
-
-# Re-exported: notebook 08 and tests/test_finetune.py import the gallery from here.
-from helpers.labeling.review import ReviewGallery as ReviewGallery
 
 # -- class names ----------------------------------------------------------------------
 

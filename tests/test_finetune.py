@@ -148,7 +148,7 @@ class FixedModel:
 
 
 def test_relabel_from_gallery_is_a_new_label_by_the_reviewer(tmp_path):
-    from helpers.quality import ReviewGallery
+    from helpers.labeling import ReviewGallery
 
     catalog = Catalog(tmp_path / "catalog")
     catalog.set_classes(["a", "b"])

@@ -11,7 +11,7 @@ from helpers.quiet import tf
 
 def top_losses(model, x, y, image_ids, class_names, k: int = 16) -> list[dict]:
     """The ``k`` training images whose given label the model finds least plausible,
-    worst first, as :class:`helpers.quality.ReviewGallery` takes them: ``{"image_id",
+    worst first, as :class:`helpers.labeling.ReviewGallery` takes them: ``{"image_id",
     "given", "suggested", "quality", "loss"}`` (quality = the given label's probability).
 
     ``model`` outputs logits (``helpers.models.with_head``); their softmax is ranked as

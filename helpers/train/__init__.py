@@ -28,7 +28,7 @@ from helpers.train.data import (
 from helpers.train.fitting import FitResult, fit, num_classes_of
 from helpers.train.lr_finder import LRFinderResult, lr_find
 from helpers.train.optimizers import compile_model, make_optimizer
-from helpers.train.planner import Plan, Speed, measure, plan_epochs, plan_steps
+from helpers.train.planner import Plan, Speed, measure, plan_steps
 from helpers.train.schedules import WarmupDecay, make_schedule
 
 __all__ = [
@@ -52,7 +52,6 @@ __all__ = [
     "make_schedule",
     "measure",
     "num_classes_of",
-    "plan_epochs",
     "plan_steps",
     "with_cardinality",
 ]

@@ -71,16 +71,6 @@ def plan_steps(
     return Plan(n, steps_per_epoch, n * steps_per_epoch, per_epoch, why)
 
 
-def plan_epochs(seconds_per_step: float, steps: int, eval_seconds: float, budget_min: float):
-    """``(epochs, seconds per epoch)`` of :func:`plan_steps` for a budget in minutes, the
-    shape notebook 07 calls."""
-    plan = plan_steps(
-        steps, budget_s=budget_min * 60, seconds_per_step=seconds_per_step,
-        epoch_overhead_s=eval_seconds,
-    )  # fmt: skip
-    return plan.epochs, plan.epoch_seconds
-
-
 @dataclass(frozen=True)
 class Speed:
     """What :func:`measure` found, in seconds: a training step, an epoch's end besides
