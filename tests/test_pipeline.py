@@ -333,3 +333,19 @@ def test_grouped_first_pass_delivers_each_good_file_exactly_once(tmp_path):
     for _ in range(2):  # cached epochs: the same images, reshuffled
         x2, y2 = _epoch(ds)
         assert sorted(np.round(x2[:, 0, 0, 0] * 255).astype(int).tolist()) == sorted(good)
+
+
+def test_the_shift_moves_whole_pixels_only_in_training_and_is_the_models_preset():
+    aug = pl.augmentation(
+        flip=None, rotation=0, zoom=0, translation=0, shift=2, contrast=0, brightness=0, seed=0
+    )
+    x = np.arange(2 * 8 * 8, dtype="float32").reshape(2, 8, 8, 1)
+    assert np.array_equal(np.asarray(aug(x, training=False)), x)
+    shifted = np.asarray(aug(x, training=True))
+    padded = np.pad(x, [(0, 0), (2, 2), (2, 2), (0, 0)], mode="reflect")
+    for image, source in zip(shifted, padded, strict=True):
+        windows = [source[r : r + 8, c : c + 8] for r in range(5) for c in range(5)]
+        assert any(np.array_equal(image, w) for w in windows)
+    from helpers import models as M
+
+    assert [layer.name for layer in M.augmentation(seed=0).layers] == ["flip", "shift"]

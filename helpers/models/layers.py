@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from helpers.cards import PREPROCESSING
-from helpers.quiet import keras, tf
+from helpers.pipeline.augment import augmentation as pipeline_augmentation
+from helpers.quiet import keras
 
 
 class ModelError(ValueError):
@@ -70,53 +71,16 @@ def augmentation(
     *, flip: bool = True, translate: int = 2, seed: int | None = None, name: str = "augmentation"
 ):
     """airbench's augmentation, on raw pixels: a horizontal flip (leave it off where a
-    mirror image changes the class: digits, text) and a translation by up to
-    ``translate`` pixels (reflect padding); active only while training.
+    mirror image changes the class: digits, text) and a shift by up to ``translate``
+    pixels (reflect padding); active only while training.
 
-    The one factory of the models the course trains: notebook 06's CNNs, notebook 07's
-    ResNet and notebook 08's fine-tuned classifiers all augment through it.
+    The preset of the one factory, :func:`helpers.pipeline.augmentation`, that the
+    models the course trains use: notebook 06's CNNs, notebook 07's ResNet and notebook
+    08's fine-tuned classifiers all augment through it.
     """
-    layers = []
-    if flip:
-        layers.append(keras.layers.RandomFlip("horizontal", seed=seed, name="flip"))
-    if translate:
-        layers.append(_Translate(translate, seed=seed, name="translate"))
-    if not layers:
+    if not flip and not translate:
         raise ModelError("every augmentation is off; pass augment=False instead")
-    return keras.Sequential(layers, name=name)
-
-
-@keras.saving.register_keras_serializable(package="course")
-class _Translate(keras.layers.Layer):
-    """Shift each image by up to ``pixels`` in x and y, filling by reflection.
-
-    airbench's "2-pixel translate": pad by reflection, then crop a random window of the
-    original size. ``RandomTranslation`` does the same through an affine transform with
-    interpolation, which costs more per pixel on a CPU than a pad and a crop.
-    """
-
-    def __init__(self, pixels: int = 2, seed: int | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self.pixels = int(pixels)
-        self.seed = seed
-        self.generator = keras.random.SeedGenerator(seed)
-
-    def call(self, x, training=None):
-        if not training or not self.pixels:
-            return x
-        p = self.pixels
-        shape = tf.shape(x)
-        n, h, w = shape[0], shape[1], shape[2]
-        padded = tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode="REFLECT")
-        offsets = keras.random.randint((n, 2), 0, 2 * p + 1, seed=self.generator)
-        offsets = tf.cast(offsets, tf.int32)
-        rows = offsets[:, :1] + tf.range(h)[None, :]  # (n, h)
-        cols = offsets[:, 1:] + tf.range(w)[None, :]  # (n, w)
-        padded = tf.gather(padded, rows, axis=1, batch_dims=1)
-        return tf.gather(padded, cols, axis=2, batch_dims=1)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "pixels": self.pixels, "seed": self.seed}
+    return pipeline_augmentation(
+        flip="horizontal" if flip else None, rotation=0, zoom=0, translation=0,
+        shift=translate, contrast=0, brightness=0, seed=seed, name=name,
+    )  # fmt: skip

@@ -7,7 +7,7 @@ grouped first pass), ``augment`` (normalization, augmentation layers), ``dataset
 builders) and ``tfrecords`` (sharded export and reading).
 """
 
-from helpers.pipeline.augment import ChannelStats, augmentation, model_step
+from helpers.pipeline.augment import ChannelStats, RandomShift, augmentation, model_step
 from helpers.pipeline.dataset import (
     build_dataset,
     channel_stats,
@@ -43,6 +43,7 @@ __all__ = [
     "MemoryCache",
     "PipelineError",
     "PipelineOptions",
+    "RandomShift",
     "SkipReport",
     "SkipTracker",
     "augmentation",

@@ -67,20 +67,26 @@ def augmentation(
     rotation: float = 0.05,
     zoom: float = 0.1,
     translation: float = 0.1,
+    shift: int = 0,
     contrast: float = 0.2,
     brightness: float = 0.2,
     seed: int | None = None,
     name: str = "augmentation",
 ):
-    """A Keras ``Sequential`` of random preprocessing layers, for pixel values 0..255.
+    """A Keras ``Sequential`` of random preprocessing layers, for pixel values 0..255: the
+    course's one augmentation factory.
 
     The same object runs in a model (first layers; on the GPU when there is one, only
     while training) or in ``tf.data`` (``build_dataset(augment=...)``; on the CPU,
     overlapping the model's step). Set a factor to 0 (or ``flip=None``) to leave it out.
+    ``translation`` moves by a fraction of the side through an affine transform;
+    ``shift`` moves by whole pixels with a pad and a crop (:class:`RandomShift`), the
+    cheaper choice on a CPU. The models the course trains use only a flip and a shift
+    (:func:`helpers.models.augmentation`, airbench's recipe).
     """
     layers = []
     if flip:
-        layers.append(keras.layers.RandomFlip(flip, seed=seed))
+        layers.append(keras.layers.RandomFlip(flip, seed=seed, name="flip"))
     if rotation:
         layers.append(keras.layers.RandomRotation(rotation, fill_mode="reflect", seed=seed))
     if zoom:
@@ -89,6 +95,8 @@ def augmentation(
         layers.append(
             keras.layers.RandomTranslation(translation, translation, fill_mode="reflect", seed=seed)
         )
+    if shift:
+        layers.append(RandomShift(shift, seed=seed, name="shift"))
     if contrast:
         layers.append(keras.layers.RandomContrast(contrast, value_range=(0, 255), seed=seed))
     if brightness:
@@ -96,3 +104,39 @@ def augmentation(
     if not layers:
         raise PipelineError("every augmentation is switched off; pass augment=None instead")
     return keras.Sequential(layers, name=name)
+
+
+@keras.saving.register_keras_serializable(package="course")
+class RandomShift(keras.layers.Layer):
+    """Shift each image by up to ``pixels`` in x and y, filling by reflection.
+
+    airbench's "2-pixel translate": pad by reflection, then crop a random window of the
+    original size. ``RandomTranslation`` does the same through an affine transform with
+    interpolation, which costs more per pixel on a CPU than a pad and a crop.
+    """
+
+    def __init__(self, pixels: int = 2, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.pixels = int(pixels)
+        self.seed = seed
+        self.generator = keras.random.SeedGenerator(seed)
+
+    def call(self, x, training=None):
+        if not training or not self.pixels:
+            return x
+        p = self.pixels
+        shape = tf.shape(x)
+        n, h, w = shape[0], shape[1], shape[2]
+        padded = tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode="REFLECT")
+        offsets = keras.random.randint((n, 2), 0, 2 * p + 1, seed=self.generator)
+        offsets = tf.cast(offsets, tf.int32)
+        rows = offsets[:, :1] + tf.range(h)[None, :]  # (n, h)
+        cols = offsets[:, 1:] + tf.range(w)[None, :]  # (n, w)
+        padded = tf.gather(padded, rows, axis=1, batch_dims=1)
+        return tf.gather(padded, cols, axis=2, batch_dims=1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "pixels": self.pixels, "seed": self.seed}
