@@ -105,6 +105,21 @@ def _label(
     catalog.set_label(image_id, class_name, annotator=IMPORT, source=IMPORT)
 
 
+def _ingest_one(catalog, report, base, where: str, label: str, dataset, source: str):
+    """Store the file ``where`` (relative to ``base``, refused when it leads outside) with
+    its provenance and label it ``label``; its image id, or None when it was refused."""
+    try:
+        real = resolve_inside(base, where)
+    except OutsideFolder as exc:
+        report.skipped.append((where, str(exc)))
+        return None
+    provenance = {"dataset": dataset, "source": source, "original_name": where}
+    image_id = _store(catalog, report, where, real, provenance)
+    if image_id is not None:
+        _label(catalog, report, where, image_id, label)
+    return image_id
+
+
 # -- array data sets -----------------------------------------------------------------
 
 
@@ -210,15 +225,8 @@ def _ingest_class_tree(
     ids = []
     for path, name in tree.files:
         where = path.relative_to(base).as_posix()
-        try:
-            real = resolve_inside(base, where)
-        except OutsideFolder as exc:
-            report.skipped.append((where, str(exc)))
-            continue
-        provenance = {"dataset": dataset, "source": "folder", "original_name": where}
-        image_id = _store(catalog, report, where, real, provenance)
+        image_id = _ingest_one(catalog, report, base, where, name, dataset, "folder")
         if image_id is not None:
-            _label(catalog, report, where, image_id, name)
             ids.append(image_id)
     return ids
 
@@ -313,15 +321,7 @@ def ingest_csv(
         if not (folder / name).is_file():
             report.skipped.append((name, "listed in the CSV but no such file in the folder"))
             continue
-        try:
-            path = resolve_inside(folder, name)
-        except OutsideFolder as exc:
-            report.skipped.append((name, str(exc)))
-            continue
-        provenance = {"dataset": dataset, "source": "folder+csv", "original_name": name}
-        image_id = _store(catalog, report, name, path, provenance)
-        if image_id is not None:
-            _label(catalog, report, name, image_id, labels.pop())
+        _ingest_one(catalog, report, folder, name, labels.pop(), dataset, "folder+csv")
     return report
 
 
