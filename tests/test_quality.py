@@ -8,8 +8,8 @@ from PIL import Image
 
 from helpers.acquire.datasets import load_arrays
 from helpers.catalog import Catalog, CatalogError
+from helpers.labeling import ReviewGallery
 from helpers.quality import (
-    ReviewGallery,
     class_balance,
     cohen_kappa,
     duplicate_groups,
