@@ -118,7 +118,7 @@ def test_batchnorm_with_only_training_false_still_updates_upstream_behaviour():
     """Documented upstream behaviour (keras-team/keras#20285, Keras 3.15.1): calling the
     unfrozen base with ``training=False`` does not stop ``fit`` from updating the moving
     statistics. If this fails, upstream changed it: update helpers/finetune's
-    docstring, notebook 08 and FACTS, then this test."""
+    docstring and notebook 08, then this test."""
     before, after = _unfrozen_fit(freeze_bn=False)
     changed = [not np.array_equal(b, a) for b, a in zip(before, after, strict=True)]
     assert any(changed), (

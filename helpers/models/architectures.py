@@ -280,8 +280,9 @@ def articles_cnn(input_shape, num_classes: int, *, hidden: int | None = None, **
 
 
 COURSE_CNN_SIZES = {
-    # (stem filters, block widths): airbench94 is 64/256/256; 32/64/64 trains about
-    # 9x faster per image on 2 CPU cores (FACTS: 1,039 vs 149 img/s in bfloat16).
+    # (stem filters, block widths): airbench94 is 64/256/256; 32/64/64 trained about 9x
+    # faster per image on 2 CPU cores when the sizes were chosen (1,039 against 149
+    # images/s in bfloat16); `benchmarks/train_throughput.py --size small|large` measures it.
     "small": (24, (32, 64, 64)),
     "medium": (32, (64, 128, 128)),
     "large": (64, (64, 256, 256)),
