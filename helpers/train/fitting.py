@@ -181,9 +181,12 @@ def fit(
         # Epoch 1 under the first plan, then the plan fixed from fit's own pace: the
         # schedule's length changes once, after epoch 1 (one retrace), and keeps its
         # whole shape, warm-up and decay, to the end of the budget. The guard watches
-        # both; the restore of the best model at the end is kept out of its time.
-        reserve = speed.save if restore_best and out else 0.0
-        deadline = started + 60 * time_budget_min - reserve
+        # both; the restore of the best model at the end is kept out of its time, and so
+        # is a margin for what follows the guard's last look (the end of fit, a late
+        # batch: 1% of the budget, at least a second).
+        budget_s = 60 * time_budget_min
+        reserve = (speed.save if restore_best and out else 0.0) + max(1.0, 0.01 * budget_s)
+        deadline = started + budget_s - reserve
         guard = Deadline(
             deadline, epoch_end_s=speed.epoch_end, total_steps=epochs * steps, step_s=speed.step
         )
