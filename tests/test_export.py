@@ -52,6 +52,7 @@ def exported(tmp_path_factory):
     return model, paths, folder
 
 
+@pytest.mark.slow  # converts a model to TFLite three ways (the shared fixture)
 def test_float32_matches_keras_and_int8_is_smaller_and_as_accurate(exported):
     model, paths, _ = exported
     x, y = _images(200, 1)
@@ -75,6 +76,7 @@ def test_float32_matches_keras_and_int8_is_smaller_and_as_accurate(exported):
     assert meta["kind"] == "int8"
 
 
+@pytest.mark.slow  # the shared TFLite fixture
 def test_the_exported_file_takes_raw_images_of_any_size(exported):
     model, paths, _ = exported
     x, _ = _images(3, 2)
@@ -136,6 +138,7 @@ def test_compare_gives_size_latency_and_accuracy_per_format(exported, tmp_path):
     )
 
 
+@pytest.mark.slow  # a fresh Python process
 def test_a_fresh_process_predicts_the_same_without_tensorflow(exported):
     _, paths, folder = exported
     x, _ = _images(4, 4)

@@ -272,6 +272,7 @@ def test_full_finetuning_starts_from_the_probe_and_a_random_head_does_not():
         ft.train_finetune(backbone, x, y, 3, ft.Recipe(head_init="zeros"), seed=0)
 
 
+@pytest.mark.slow  # fine-tunes a model
 def test_full_finetuning_ends_at_the_wise_ft_mix_of_its_start_and_its_end():
     backbone = tiny_backbone()
     rng = np.random.default_rng(3)
@@ -304,6 +305,7 @@ def test_saved_model_takes_raw_images_of_any_size_and_its_card_reads_back(tmp_pa
     assert card["fine_tuned_on"] == {"images": 4} and card["classes"] == ["a", "b"]
 
 
+@pytest.mark.slow  # pretrains the fallback backbone
 def test_the_fallback_is_notebook_07s_resnet_and_its_card_reads_back(tmp_path):
     backbone, accuracy = ft.pretrain_fallback("AB", 40, size=8, width=4, epochs=1, batch_size=16)
     assert backbone.card["architecture"] == {

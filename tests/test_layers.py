@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
@@ -68,6 +70,7 @@ def modules_loaded_by(*argv: str) -> tuple[int, set[str]]:
     return result.returncode, set(eval(line.removeprefix("LOADED ")))
 
 
+@pytest.mark.slow  # fresh Python processes
 def test_check_strip_and_a_bad_profile_answer_without_tensorflow(tmp_path):
     code, loaded = modules_loaded_by("check", str(ROOT / "notebooks" / "00_setup.ipynb"))
     assert code == 0 and "tensorflow" not in loaded and "keras" not in loaded

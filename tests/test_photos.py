@@ -259,6 +259,7 @@ def test_full_writes_a_split_tree_of_png_files(monkeypatch):
     assert np.asarray(Image.open(path))[0, 0, 0] == photos.CIFAR10_CLASSES.index(cls)
 
 
+@pytest.mark.slow  # unpacks the photos of all ten classes
 def test_the_ten_classes_hold_as_many_photos_of_each_class_mixed_in_order():
     data = datasets.load_arrays("photos")
     assert data.class_names == list(photos.CIFAR10_CLASSES)

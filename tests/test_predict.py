@@ -50,6 +50,7 @@ def _run(*args):
     )  # fmt: skip
 
 
+@pytest.mark.slow  # a fresh Python process
 def test_a_fresh_process_predicts_what_this_one_does_and_refuses_a_corrupt_file(tmp_path):
     model, path = _saved(tmp_path)
     files = _images(tmp_path / "images")
@@ -329,6 +330,7 @@ def test_results_come_one_by_one_as_each_file_is_done(tmp_path):
     assert first[0] == str(files[0]) and first[1] is not None and handed == files[:1]
 
 
+@pytest.mark.slow  # a fresh Python process
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
 def test_a_fifo_named_png_is_refused_and_the_rest_are_printed_in_order(tmp_path):
     _tiny().save(tmp_path / "m.keras")
