@@ -33,19 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from helpers import models as M  # noqa: E402
 from helpers.devices import cpu_flags  # noqa: E402
+from helpers.pretrain.speed import GPU_PEAK_FLOPS  # noqa: E402
 from helpers.quiet import keras, tf  # noqa: E402
-
-# Dense peak TFLOP/s of common GPUs (vendor data sheets, SXM/boards, no sparsity):
-# (float32 non-tensor, float16/bfloat16 tensor cores).
-GPU_PEAK_TFLOPS = {
-    "H200": (67.0, 989.0),
-    "H100": (67.0, 989.0),
-    "A100": (19.5, 312.0),
-    "L4": (30.3, 121.0),
-    "A10": (31.2, 125.0),
-    "T4": (8.1, 65.0),
-    "V100": (15.7, 125.0),
-}
 
 
 def _cpu_ghz() -> float:
@@ -66,10 +55,10 @@ def peak_gflops(policy: str, gpu_name: str | None) -> tuple[float | None, str]:
     estimate in bfloat16. GPU: the data-sheet figure of a known model.
     """
     if gpu_name:
-        for name, (fp32, tensor) in GPU_PEAK_TFLOPS.items():
+        for name, (fp32, tensor) in GPU_PEAK_FLOPS.items():
             if name in gpu_name:
                 value = fp32 if policy == "float32" else tensor
-                return value * 1000, f"{name} data sheet"
+                return value / 1e9, f"{name} data sheet"
         return None, f"unknown GPU {gpu_name!r}: pass --peak-gflops"
     cores, ghz, flags = os.cpu_count() or 1, _cpu_ghz(), cpu_flags()
     per_cycle = 64 if "avx512f" in flags else 32 if "avx2" in flags else 16
