@@ -5,7 +5,9 @@
 - ``calibration``: the expected calibration error, the reliability diagram's numbers,
   temperature scaling (Guo et al., 2017), and an ensemble against its best member;
 - ``active``: uncertainty orders the labeling queue, and active learning measures what
-  that saves against random order.
+  that saves against random order;
+- ``upload``: a widget in which a person uploads a photo of their own and sees the
+  model's classes, probabilities and Grad-CAM map.
 
 Accuracy is :func:`helpers.evaluate.accuracy`.
 """
@@ -41,12 +43,15 @@ from helpers.interpret.gradcam import (
     rank_correlation,
     sanity_check,
 )
+from helpers.interpret.upload import PhotoClassifier, PhotoResult, explain_photo
 
 __all__ = [
     "TEMPERATURE_BOUNDS",
     "UNCERTAINTY",
     "ActiveLearning",
     "InterpretError",
+    "PhotoClassifier",
+    "PhotoResult",
     "Reliability",
     "SanityCheck",
     "active_learning",
@@ -54,6 +59,7 @@ __all__ = [
     "compare_ensemble",
     "ensemble_probabilities",
     "entropy_uncertainty",
+    "explain_photo",
     "expected_calibration_error",
     "feature_layer",
     "fit_temperature",
