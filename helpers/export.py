@@ -171,8 +171,10 @@ def float32_copy(model):
     return copy
 
 
-def _converter(model):
-    """A converter for the model as one graph with its weights frozen into constants.
+def frozen_converter(model):
+    """A ``tf.lite.TFLiteConverter`` for the model as one graph with its weights frozen
+    into constants; :func:`to_tflite` sets it up for float32 or int8 (notebook 09 writes
+    the int8 settings out once and checks they give the same file).
 
     Frozen on purpose: converting the traced function as is keeps each weight as a
     resource variable (``READ_VARIABLE`` ops in the file), which int8 calibration then
@@ -201,7 +203,7 @@ def to_tflite(model, kind: str = "float32", representative=None, *, calibration:
 
     if kind not in KINDS:
         raise ExportError(f"kind must be one of {KINDS}, not {kind!r}")
-    converter = _converter(model)
+    converter = frozen_converter(model)
     if kind == "int8":
         if representative is None or not len(representative):
             raise ExportError(
