@@ -237,6 +237,7 @@ def conv_net(
     convs_per_block: int = 1,
     batchnorm: bool = False,
     augment: bool = False,
+    flip: bool = True,
     head: str = "flatten",
     activation: str = "relu",
     stem: int | None = None,
@@ -252,7 +253,8 @@ def conv_net(
 
     Ends in :func:`with_softmax`, as every classifier of the registry does: notebooks 06,
     07 and 09 train them through ``helpers.train.fit`` and ``helpers.distribute.Trainer``
-    on probabilities, and hand them to users as they are."""
+    on probabilities, and hand them to users as they are. ``flip=False`` keeps only the
+    shifts of ``augment``, for images whose mirror image is another class (digits, text)."""
     backbone = conv_backbone(
         input_shape,
         widths=widths,
@@ -266,7 +268,7 @@ def conv_net(
         mean=mean,
         std=std,
     )
-    layers = augmentation(seed=seed) if augment else None
+    layers = augmentation(flip=flip, seed=seed) if augment else None
     return with_softmax(
         with_head(backbone, num_classes, augment=layers, logit_scale=logit_scale, name=name)
     )
@@ -297,6 +299,7 @@ def course_cnn(
     widths: Sequence[int] | None = None,
     stem: int | None = None,
     augment: bool = True,
+    flip: bool = True,
     seed: int | None = None,
     mean=None,
     std=None,
@@ -304,7 +307,8 @@ def course_cnn(
     """The course's fast CNN in airbench's spirit; ``size`` (or ``widths``) sets its width.
 
     Stem conv, three blocks of conv-pool-BN-GELU-conv-BN-GELU, global max pooling, a
-    bias-free Dense scaled by 1/9, flip + 2-pixel translation when ``augment``.
+    bias-free Dense scaled by 1/9, flip + 2-pixel translation when ``augment`` (the
+    2-pixel shifts alone with ``flip=False``: notebook 06's ``FLIP`` knob, for digits).
     """
     if size not in COURSE_CNN_SIZES:
         raise ModelError(f"size must be one of {list(COURSE_CNN_SIZES)}, not {size!r}")
@@ -316,6 +320,7 @@ def course_cnn(
         convs_per_block=2,
         batchnorm=True,
         augment=augment,
+        flip=flip,
         head="gmp",
         activation="gelu",
         stem=default_stem if stem is None else stem,
