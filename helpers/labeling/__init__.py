@@ -8,14 +8,20 @@ The widgets: ``class_annotator`` (:class:`ClassAnnotator`, one class per image),
 annotator's keyboard), ``tally`` (an annotator's labels and counts, held in memory),
 ``display`` (image bytes for the browser). Beside them: ``suggest``
 (:func:`fit_suggestions`, uncertainty) and ``simulate`` (:class:`SimulatedAnnotator`,
-and :func:`simulate_labels` for a catalog built in bulk).
+:func:`draw_boxes`, :func:`simulate_labels` for a catalog built in bulk, and
+:func:`plant_copies`).
 """
 
 from helpers.labeling.box_annotator import BoxAnnotator
 from helpers.labeling.class_annotator import ClassAnnotator
 from helpers.labeling.display import display_bytes, upscaled_png
 from helpers.labeling.review import ReviewGallery
-from helpers.labeling.simulate import SimulatedAnnotator, simulate_labels
+from helpers.labeling.simulate import (
+    SimulatedAnnotator,
+    draw_boxes,
+    plant_copies,
+    simulate_labels,
+)
 from helpers.labeling.suggest import (
     MODEL_ANNOTATOR,
     fit_suggestions,
@@ -30,9 +36,11 @@ __all__ = [
     "ReviewGallery",
     "SimulatedAnnotator",
     "display_bytes",
+    "draw_boxes",
     "fit_suggestions",
     "margin_uncertainty",
     "pixel_features",
+    "plant_copies",
     "simulate_labels",
     "upscaled_png",
 ]

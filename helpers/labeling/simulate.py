@@ -1,9 +1,13 @@
-"""A scripted annotator that drives the real widget, for notebooks run headless and tests."""
+"""A scripted annotator that drives the real widgets, for notebooks run headless and tests,
+and the mistakes of a real collection planted on purpose (:func:`plant_copies`)."""
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 
+from helpers.labeling.box_annotator import BoxAnnotator
 from helpers.labeling.class_annotator import ClassAnnotator
 
 
@@ -98,3 +102,55 @@ def simulate_labels(
             errors.add(image_id)
         catalog.set_label(image_id, name, annotator=annotator)
     return errors
+
+
+def draw_boxes(annotator: BoxAnnotator, boxes: list[dict]) -> None:
+    """Draw ``boxes`` (dicts with ``class_name``, ``x0``, ``y0``, ``x1``, ``y1`` in image
+    pixels) on the current image the way a hand in the browser does, then go to the next
+    image.
+
+    Why: the widget's own change handler is what a test must exercise, so this changes
+    the widget's ``bboxes`` list exactly as jupyter-bbox-widget does after each mouse-up,
+    in shown pixels (``annotator.factor`` times larger): one change per box drawn, then
+    a stray box that is drawn, moved and deleted, which must leave no trace.
+    """
+    f = annotator.factor
+    widget = annotator.widget
+    for b in boxes:
+        shown = {"x": b["x0"] * f, "y": b["y0"] * f, "label": b["class_name"]}
+        shown.update(width=(b["x1"] - b["x0"]) * f, height=(b["y1"] - b["y0"]) * f)
+        widget.bboxes = widget.bboxes + [shown]
+    stray = {"x": 2 * f, "y": 2 * f, "width": 5 * f, "height": 5 * f}
+    stray["label"] = annotator.classes[-1]
+    widget.bboxes = widget.bboxes + [stray]
+    widget.bboxes = widget.bboxes[:-1] + [{**stray, "x": 4 * f}]  # move it
+    widget.bboxes = widget.bboxes[:-1]  # then delete it
+    annotator.next_button.click()
+
+
+def plant_copies(
+    catalog, image_ids, n: int, rng: np.random.Generator, *, dataset: str
+) -> list[tuple[int, int]]:
+    """Store ``n`` copies of images drawn from ``image_ids`` (with ``rng``) as a re-upload
+    would: every other one re-encoded as BMP (the same pixels, other bytes), the rest 6
+    levels brighter. Returns the (original, copy) pairs, in ``dataset``.
+
+    Why: the catalog already stores identical bytes once, so only copies that differ in
+    their bytes test the near-duplicate check, and known pairs let it be scored.
+    """
+    from PIL import Image
+
+    planted = []
+    for k, original in enumerate(rng.choice(list(image_ids), n, replace=False)):
+        pixels = catalog.load_image(int(original))
+        if k % 2:
+            copy = np.clip(pixels.astype(int) + 6, 0, 255).astype(np.uint8)
+            copy_id, _ = catalog.add_image_array(copy, dataset=dataset, source="re-upload")
+        else:
+            buf = io.BytesIO()
+            Image.fromarray(pixels).save(buf, format="BMP")
+            copy_id, _ = catalog.add_image_bytes(
+                buf.getvalue(), dataset=dataset, source="re-upload"
+            )
+        planted.append((int(original), copy_id))
+    return planted
