@@ -57,9 +57,10 @@ def exercise_2(per_class: int = 8, seed: int = 42) -> tuple[int, ...]:
 
     Decode at 36x36, then let ``RandomCrop(32, 32)`` cut a random 32x32 window before
     the usual augmentation: the object moves by up to 4 pixels each way, and every batch
-    still has the model's input size. In evaluation (``training=False``) the layer takes
-    the centre window instead, so the test pipeline needs no crop of its own. Returns
-    the batch shape, ``(batch, 32, 32, 3)``.
+    still has the model's input size. In evaluation (``training=False``) Keras's
+    ``RandomCrop`` returns its input unchanged, 36x36, so the test pipeline needs a size
+    of its own: decode it at 32x32 (or crop its centre with ``CenterCrop``). Returns the
+    batch shape, ``(batch, 32, 32, 3)``.
     """
     from helpers.quiet import keras
 
