@@ -1,5 +1,6 @@
 """Checks for the exercises of notebook 03 (preprocess and augment images with tf.data)."""
 
+from helpers.config import get_profile
 from helpers.exercises import Exercise, all_of, between, field, one_of
 
 _RESIZE_HINTS = {
@@ -52,7 +53,8 @@ def _own_photos_hint(size):
 
 
 def _small_gap(answer):
-    if abs(float(answer)) <= 0.1:
+    # The smoke profile's test split holds 60 photos, so its gap is larger (0.16).
+    if abs(float(answer)) <= (0.3 if get_profile().name == "smoke" else 0.1):
         return None
     return (
         "divide the difference of the means by the training standard deviation, channel by "
@@ -84,11 +86,11 @@ EXERCISES = {
         "training standard deviations; what it would do: 'a' shift the inputs by that "
         "little, 'b' cost many points of accuracy, 'c' stop training from converging)",
         expect="about 0.003 standard deviations in a laptop run (test means 0.4909 0.4814 "
-        "0.4390 against 0.4915 0.4821 0.4393; 0.04 on the shipped test photos): the splits "
-        "are samples of one population, and a model normalized with the test statistics "
-        "would see its inputs shifted by that little. What matters is the principle (the "
-        "test split must not shape training), and the gap grows with a small or unusual "
-        "test set.",
+        "0.4390 against 0.4915 0.4821 0.4393), 0.16 in a smoke run with 60 test photos: the "
+        "splits are samples of one population, and a model normalized with the test "
+        "statistics would see its inputs shifted by that little. What matters is the "
+        "principle (the test split must not shape training), and the gap grows as the test "
+        "set shrinks or stops looking like the training set.",
         judge=all_of(
             field(0, _small_gap),
             field(
