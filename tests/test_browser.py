@@ -9,7 +9,10 @@ buttons, presses the shortcut keys (a digit class's own key), uses undo and skip
 the line that says what was stored, drags boxes with the mouse using the box
 annotator's one navigation, fixes a label in the review gallery, and finally opens the
 catalog from this process and checks it holds exactly those labels and boxes.
-Screenshots of each widget go to test-artifacts/browser/.
+Screenshots of each widget go to test-artifacts/browser/. The photo upload widget of
+notebook 09 gets the same treatment from tests/browser/upload.ipynb: a photo and a file
+that is not an image go in through its file input, and its screenshot is kept in
+docs/upload_widget.png for the README.
 
 It needs Debian's ``chromium`` (``apt-get install -y chromium``; .ci/run installs it).
 Without it the test is skipped with the reason, except under CI (``$CI`` set), where
@@ -22,6 +25,7 @@ import os
 import re
 import shutil
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -36,6 +40,7 @@ from browser.lab import (  # noqa: E402
     JupyterLabServer,
     find_chromium,
     launch_chromium,
+    notebook_state,
     open_and_run_notebook,
 )
 
@@ -43,11 +48,14 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = Path(__file__).resolve().parent / "browser" / "annotate.ipynb"
+UPLOAD_NOTEBOOK = NOTEBOOK.with_name("upload.ipynb")
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
+DOCS = ROOT / "docs"  # the README shows the upload widget from here
 ANNOTATOR = "browser-tester"  # the name annotate.ipynb labels under
 OBJECT_COLOUR = (230, 180, 40)  # the flat rectangle in each generated scene
 ACTIVE = re.compile(r"\bmod-active\b")  # a pressed ToggleButton
 WAIT_MS = 60_000  # a hang guard for one click's round trip, even on a loaded 2-core box
+RUN_MS = 600_000  # running a notebook: upload.ipynb trains a small CNN first
 
 
 def unavailable(reason: str):
@@ -57,13 +65,14 @@ def unavailable(reason: str):
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    """JupyterLab plus Chromium with annotate.ipynb open and run; torn down after the module.
+@contextmanager
+def running_lab(tmp_path_factory, notebook: Path, name: str):
+    """JupyterLab plus Chromium with ``notebook`` open and run; torn down on leaving.
 
     The notebook is copied into a temporary server root, so JupyterLab's autosave never
     writes outputs into the repository, and COURSE_DATA_DIR points the kernel at a
-    fresh catalog folder that this process opens afterwards.
+    fresh catalog folder that this process opens afterwards. ``name`` prefixes the
+    artifacts (screenshot, console log).
     """
     try:
         from playwright.sync_api import sync_playwright
@@ -80,7 +89,7 @@ def lab(tmp_path_factory):
     work = tmp_path_factory.mktemp("browser")
     server_root = work / "lab"
     server_root.mkdir()
-    shutil.copy(NOTEBOOK, server_root / NOTEBOOK.name)
+    shutil.copy(notebook, server_root / notebook.name)
     catalog_dir = work / "catalog"
     env = {"COURSE_DATA_DIR": str(catalog_dir), "COURSE_PROFILE": "smoke"}
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -92,24 +101,39 @@ def lab(tmp_path_factory):
             page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
             page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
             try:
-                open_and_run_notebook(page, server, NOTEBOOK.name)
+                open_and_run_notebook(page, server, notebook.name, timeout_ms=RUN_MS)
             except Exception as exc:
-                page.screenshot(path=str(ARTIFACTS / "jupyterlab-failed.png"))
+                page.screenshot(path=str(ARTIFACTS / f"{name}-failed.png"))
                 raise AssertionError(
                     f"{exc}\n\nbrowser console:\n"
                     + "\n".join(console[-30:])
                     + f"\n\nserver log:\n{server.log_tail()}"
                 ) from exc
             yield SimpleNamespace(
-                page=page, catalog_dir=catalog_dir, server=server, console=console
+                page=page, catalog_dir=catalog_dir, server=server, console=console, work=work
             )
-            page.screenshot(path=str(ARTIFACTS / "jupyterlab.png"))
+            page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
         finally:
-            (ARTIFACTS / "browser-console.log").write_text("\n".join(console) + "\n")
+            (ARTIFACTS / f"{name}-console.log").write_text("\n".join(console) + "\n")
             browser.close()
         # One notebook, one kernel: a second would mean a kernel dialog or a restart
         # happened behind the test's back. Leaving the block stops the server and it.
         assert len(server.api("/api/kernels")) == 1
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """annotate.ipynb open and run in JupyterLab (see :func:`running_lab`)."""
+    with running_lab(tmp_path_factory, NOTEBOOK, "jupyterlab") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def upload_lab(tmp_path_factory):
+    """upload.ipynb open and run: a small CNN trained on the target photos, and the
+    upload widget showing it (see :func:`running_lab`)."""
+    with running_lab(tmp_path_factory, UPLOAD_NOTEBOOK, "upload") as running:
+        yield running
 
 
 def assert_no_page_errors(lab) -> None:
@@ -351,3 +375,52 @@ def test_review_gallery_fixes_a_label(lab):
         (first_id, "0", "review")
     ]
     assert_no_page_errors(lab)
+
+
+def test_upload_widget_shows_classes_probabilities_and_map(upload_lab, tmp_path):
+    from playwright.sync_api import expect
+
+    from helpers.acquire.photos import TARGET_CLASSES, photo_tree
+
+    page = upload_lab.page
+    widget = page.locator(".course-upload")
+    message = widget.locator(".course-upload-message")
+    button = widget.locator(".course-upload-button")
+    expect(button).to_be_visible(timeout=WAIT_MS)
+    expect(message).to_contain_text("the model knows only", timeout=WAIT_MS)
+    assert widget.locator(".course-upload-figure").is_hidden()  # nothing shown before a photo
+
+    def upload(path: Path) -> None:
+        """Click the button and pick ``path`` in the file dialog, as a person does (the
+        widget's file input is never in the page, so it cannot be filled directly)."""
+        with page.expect_file_chooser(timeout=WAIT_MS) as chooser:
+            button.click()
+        chooser.value.set_files(str(path))
+
+    photo = sorted((photo_tree("target", limit_per_class=60) / "test" / "dog").glob("*.jpg"))[0]
+    upload(photo)
+    expect(message).to_contain_text(photo.name, timeout=WAIT_MS)
+    rows = widget.locator(".course-upload-row")
+    expect(rows).to_have_count(len(TARGET_CLASSES), timeout=WAIT_MS)
+    shown = [row.split()[0] for row in rows.all_inner_texts()]
+    assert sorted(shown) == sorted(TARGET_CLASSES), shown
+    probabilities = [float(p) for p in widget.locator(".course-upload-p").all_inner_texts()]
+    assert probabilities == sorted(probabilities, reverse=True)  # most probable first
+    assert abs(sum(probabilities) - 1) <= 0.01  # three decimals each
+    assert shown[0] in message.inner_text()  # the line names the top class
+    figure = shown_image(widget.locator(".course-upload-figure"))
+    assert figure["natural"][0] > 300 and figure["shown"][0] > 300, figure
+    screenshot(widget, "upload_widget.png")
+    DOCS.mkdir(exist_ok=True)
+    widget.screenshot(path=str(DOCS / "upload_widget.png"))
+
+    not_a_photo = tmp_path / "notes.txt"
+    not_a_photo.write_text("these are my notes, not a photo\n")
+    upload(not_a_photo)
+    expect(message).to_contain_text("notes.txt was not classified: not an image", timeout=WAIT_MS)
+    expect(rows).to_have_count(0, timeout=WAIT_MS)
+    expect(widget.locator(".course-upload-figure")).to_be_hidden(timeout=WAIT_MS)
+    screenshot(widget, "upload_widget_refused.png")
+    errors, _ = notebook_state(page)
+    assert not errors, errors  # the refusal is the widget's message, not a traceback
+    assert_no_page_errors(upload_lab)

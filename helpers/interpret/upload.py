@@ -77,6 +77,8 @@ def explain_photo(model, class_names, data: bytes, name: str = "photo", *, layer
 
 def render(result: PhotoResult) -> bytes:
     """PNG bytes of the photo beside it with the map on top, and the map's colour bar."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
     from matplotlib.figure import Figure  # no pyplot: the notebook's own figures stay apart
 
     fig = Figure(figsize=(6.4, 3.0), dpi=100, layout="constrained")
@@ -87,11 +89,12 @@ def render(result: PhotoResult) -> bytes:
     plain.imshow(shown, **style)
     plain.set_title(_shorten(result.name), fontsize=9)
     overlay.imshow(shown, **style)
-    mappable = overlay.imshow(result.heatmap, cmap=CMAP, alpha=0.5, vmin=0, vmax=1)
+    overlay.imshow(result.heatmap, cmap=CMAP, alpha=0.5, vmin=0, vmax=1)
     overlay.set_title(f"where it sees {result.top!r}", fontsize=9)
     for ax in (plain, overlay):
         ax.axis("off")
-    bar = fig.colorbar(mappable, ax=overlay, shrink=0.85)
+    # The bar in full colour: the overlay's transparency would grey it.
+    bar = fig.colorbar(ScalarMappable(Normalize(0, 1), CMAP), ax=overlay, shrink=0.85)
     bar.set_label("Grad-CAM, share of this photo's peak", fontsize=8)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
@@ -133,8 +136,9 @@ class PhotoClassifier:
         self.model, self.class_names, self.layer = model, list(class_names), layer
         self.result: PhotoResult | None = None
         self.upload = widgets.FileUpload(
-            accept="image/*", multiple=False, description="Upload a photo"
-        )
+            accept="image/*", multiple=False, description="Upload a photo",
+            layout=widgets.Layout(width="max-content"),
+        )  # fmt: skip
         self.upload.add_class("course-upload-button")
         self.upload.observe(self._uploaded, names="value")
         self.status = widgets.HTML(
