@@ -16,7 +16,8 @@ a linear warm-up then linear decay. What it adds, one module each:
   ``test/`` split tree, read through ``helpers.train.load_image_data``);
 - ``floor``, the accuracy floor (:func:`accuracy_floor`, :func:`floor_verdict`): a
   multiple of chance, capped, so it means the same for 5 classes as for 128;
-- ``speed``: :func:`probe_batch_size` (on a GPU, the batch that fills it, found by
+- ``speed``: :func:`choose_jit_compile` (XLA on a GPU, not on a CPU, with the reason),
+  :func:`probe_batch_size` (on a GPU, the batch that fills it, found by
   measuring, not a constant), :func:`speed_report` (images per second, step time, peak
   memory, the fraction of the device's peak FLOP rate, from :func:`peak_flops`);
 - ``card``, the model card (:func:`make_card`, :func:`save_backbone`): the
@@ -34,6 +35,7 @@ from helpers.pretrain.floor import accuracy_floor, floor_verdict
 from helpers.pretrain.sources import Source, generated_source, load_source
 from helpers.pretrain.speed import (
     GPU_PEAK_FLOPS,
+    choose_jit_compile,
     measure_throughput,
     peak_flops,
     peak_memory_mb,
@@ -47,6 +49,7 @@ __all__ = [
     "GPU_PEAK_FLOPS",
     "Source",
     "accuracy_floor",
+    "choose_jit_compile",
     "floor_verdict",
     "generated_source",
     "load_source",

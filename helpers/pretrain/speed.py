@@ -65,6 +65,29 @@ def peak_flops(precision: str = "float32") -> tuple[float | None, str]:
     return rate, f"{cores} cores x {ghz:.2f} GHz x {per_cycle} FLOP/cycle (estimate)"
 
 
+def choose_jit_compile(setting: bool | str = "auto", gpus=None) -> tuple[bool, str]:
+    """Whether to compile the training step with XLA (``jit_compile``), and why.
+
+    ``"auto"``: on with a GPU, where XLA fuses the step's operations into a few kernels
+    (Keras's own ``"auto"`` would turn it off under any distribution strategy); off on a
+    CPU, where XLA never paid: the course CNN trained at 0.41x to 0.97x of its speed
+    without XLA, at the same precision, on the 2-core CPUs of
+    ``benchmarks/results/train_throughput*.txt`` (only emulated bfloat16, which
+    ``helpers.devices`` never picks, ran faster with it). ``True`` or ``False`` is kept.
+    ``gpus`` defaults to the GPUs TensorFlow sees.
+    """
+    if setting != "auto":
+        return bool(setting), "as given"
+    if gpus is None:
+        gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        return True, "a GPU: XLA fuses the step into a few kernels"
+    return False, (
+        "no GPU: on 2-core CPUs XLA trained the course CNN at 0.41x-0.97x of its speed "
+        "without it (benchmarks/results/train_throughput*.txt)"
+    )
+
+
 def peak_memory_mb() -> tuple[float | None, str]:
     """Peak GPU memory TensorFlow allocated on GPU 0, else the process's peak resident
     memory (what a CPU run holds)."""

@@ -1,0 +1,90 @@
+"""Notebook 07's exercise solutions agree with its checks, and its inline training step
+equals the Trainer's under mixed_float16, the one policy where the loss is scaled."""
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from helpers import distribute as dist
+from helpers import pretrain as pt
+from helpers.exercises import check
+from helpers.quiet import keras, tf
+from helpers.train import make_optimizer
+from solutions import s07_pretrain
+
+pytestmark = pytest.mark.slow  # each solution trains, one starts four worker processes
+
+NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "07_pretrain.ipynb"
+
+
+def _cells(*ids: str) -> list[str]:
+    cells = {c["id"]: "".join(c["source"]) for c in json.loads(NOTEBOOK.read_text())["cells"]}
+    return [cells[i] for i in ids]
+
+
+@pytest.fixture
+def mixed_float16():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_the_inline_step_equals_the_trainer_under_mixed_float16(mixed_float16, jit_compile):
+    """The notebook's own cells (the inline step, then its comparison with the Trainer) on
+    tiny data: under mixed_float16 the optimizer is a LossScaleOptimizer, so a step that
+    scaled the loss outside the tape would get no gradients at all."""
+    rng = np.random.default_rng(0)
+    names = dict(
+        np=np, keras=keras, tf=tf, dist=dist, pt=pt, make_optimizer=make_optimizer,
+        strategy=tf.distribute.get_strategy(), PER_WORKER_BATCH=16, SEED=42,
+        SHAPE=(16, 16, 3), NUM_CLASSES=4, WIDTH=4, DEPTH=(1,), LEARNING_RATE=0.1,
+        LABEL_SMOOTHING=0.1, JIT_COMPILE=jit_compile,
+        src=SimpleNamespace(
+            x_train=rng.integers(0, 256, (96, 16, 16, 3), dtype=np.uint8),
+            y_train=rng.integers(0, 4, 96),
+        ),
+    )  # fmt: skip
+    step, compare = _cells("c09", "c11")
+    exec(step, names)
+    assert isinstance(names["optimizer"], keras.optimizers.LossScaleOptimizer)
+    assert float(names["optimizer"].dynamic_scale) > 1  # the loss really was scaled
+    assert all(np.isfinite(names["inline_losses"]))
+    exec(compare, names)  # asserts the same losses and weights as the Trainer's
+    assert names["check_log"].steps == 5
+
+
+def test_jit_compile_follows_the_device_unless_given():
+    assert pt.choose_jit_compile("auto", gpus=["GPU:0"])[0] is True
+    on_cpu, why = pt.choose_jit_compile("auto", gpus=[])
+    assert on_cpu is False and "benchmarks/results/train_throughput" in why
+    assert pt.choose_jit_compile(True, gpus=[]) == (True, "as given")
+
+
+def test_07_pretrain(tmp_path):
+    runs = s07_pretrain.exercise_1()
+    gap = {n: r["train_accuracy"] - r["test_accuracy"] for n, r in runs.items()}
+    assert gap[80] > gap[400] + 0.1  # the run on fewer photos learned them by heart
+    assert abs(runs[80]["steps"] - runs[400]["steps"]) <= 15
+    assert check("07", 1, "a").right and not check("07", 1, "b").right
+
+    xla = s07_pretrain.exercise_2()  # a speed ratio: measured, not asserted (machine, load)
+    assert xla["ratio"] == pytest.approx(xla["with_xla"] / xla["without_xla"]) > 0
+    assert check("07", 2, 0.82).right and not check("07", 2, 3.0).right  # the expect line
+
+    width = s07_pretrain.exercise_3()
+    assert 3.3 < width["flops_ratio"] < 4
+    assert check("07", 3, width["flops_ratio"]).right
+
+    resume = s07_pretrain.exercise_4(tmp_path / "resume")
+    assert resume == {"steps_per_epoch": 6, "stopped_at": 9, "resumed_from": 6}
+    assert check("07", 4, "b").right and not check("07", 4, "c").right
+
+    workers = s07_pretrain.exercise_5(tmp_path / "workers")
+    assert workers["exit_codes"] == [0, 0] and workers["steps"] == [20, 20]
+    assert workers["resumed_from"][0] == workers["resumed_from"][1] >= 10
+    assert workers["same_weights"]
+    assert check("07", 5, "b").right
