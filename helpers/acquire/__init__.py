@@ -7,7 +7,8 @@ photos in source and target classes, checked and unpacked on first use), ``synth
 (scenes of shapes with ground truth), ``folders`` (imports into the catalog, with a
 report), ``download`` (resumable, checked web downloads; ``fetch``, one URL's GET with
 its timeouts, deadline and retries), ``image_api_server`` (a
-Pexels-style API on 127.0.0.1). Every image passes :mod:`helpers.images` on its way
+Pexels-style API on 127.0.0.1), ``project`` (the target classes searched on it, which
+notebook 01 stores and notebook 02 labels). Every image passes :mod:`helpers.images` on its way
 into the catalog.
 """
 
