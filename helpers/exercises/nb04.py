@@ -9,12 +9,6 @@ def _raw_rate_is_smaller(answer):
     return "raw pixels make the loss's curvature larger: the largest safe rate is smaller."
 
 
-def _raw_rate_is_smaller(answer):
-    if answer[1] < answer[0]:
-        return None
-    return "raw pixels make the loss's curvature larger: the largest safe rate is smaller."
-
-
 EXERCISES = {
     1: Exercise(
         form="a number: the gradient check's relative error once the `/ n` is gone",
@@ -30,7 +24,7 @@ EXERCISES = {
         ),
     ),
     2: Exercise(
-        form="a tuple (did_the_weights_shrink, test_accuracy_change_in_points), e.g. (True, -0.5)",
+        form="a tuple (weights_shrank, accuracy_change_in_points), e.g. (True, -0.5)",
         expect="the weights' norm drops (17.0 to 14.3 on the digits) and the accuracy moves by "
         "less than a point (0.964 to 0.958): the model was not overfitting much.",
         judge=all_of(
