@@ -15,7 +15,8 @@ Notebook 08's room. The recipe, in the order the notebook teaches it:
    recompiling after every change of ``trainable`` (``compile`` snapshots which weights
    the optimizer updates). Full fine-tuning starts its head from the linear probe's
    solution (LP-FT, :func:`probe_head_weights`) rather than from random weights, and
-   ends halfway between its start and its end (WiSE-FT, :func:`mix_weights`).
+   ends on the line between its start and its end (WiSE-FT, :func:`mix_weights`), at
+   the point validation labels choose (:func:`wise_line`, :func:`choose_alpha`).
 4. **BatchNorm.** Keras's own guide calls the base with ``training=False`` so that its
    BatchNormalization layers stay in inference mode when the base is unfrozen. In Keras
    3.15.1 that is not what happens in ``fit``: the moving mean and variance still change
@@ -28,10 +29,12 @@ Notebook 08's room. The recipe, in the order the notebook teaches it:
 5. **Compare** (:func:`learning_curve`): training from scratch with the same
    architecture, a linear probe on frozen pooled features (scikit-learn), the head
    alone, full fine-tuning; over labels per class and seeds, on one test split.
-6. **Close the loop** (:func:`top_losses`, :func:`reviewed_labels`): the fine-tuned
-   model's highest losses on the training labels go to the review gallery of
-   :mod:`helpers.quality`; a relabel is stored under the reviewer's name, next to the
-   old label, and training again on the reviewed labels is measured.
+6. **Close the loop** (:func:`out_of_fold_losses`, :func:`reviewed_labels`): the
+   training labels that models fine-tuned on the other folds find least plausible go
+   to the review gallery of :mod:`helpers.labeling`, which you click at JupyterLab and
+   :func:`review_by_code` clicks in a :func:`headless` run; a relabel is stored under
+   the reviewer's name, next to the old label, and training again on the reviewed
+   labels is measured.
 7. **Export** (:func:`save_finetuned`): the model with its preprocessing and a card
    saying what it was fine-tuned on.
 
@@ -87,13 +90,23 @@ from helpers.finetune.data import (
     split_pool,
     to_arrays,
 )
-from helpers.finetune.review import reviewed_labels, top_losses
+from helpers.finetune.review import (
+    HEADLESS_ENV,
+    headless,
+    out_of_fold_losses,
+    out_of_fold_probs,
+    ranked_losses,
+    review_by_code,
+    reviewed_labels,
+    top_losses,
+)
 from helpers.finetune.steps import (
     METHODS,
     PROBE_SCALE_FLOOR,
     Recipe,
     backbone_blocks,
     bn_moving_stats,
+    choose_alpha,
     clone_backbone,
     compile_classifier,
     fit_probe,
@@ -110,10 +123,19 @@ from helpers.finetune.steps import (
     summarize,
     train_finetune,
     train_scratch,
+    wise_line,
 )
 from helpers.pretrain import save_backbone
 
 __all__ = [
+    "wise_line",
+    "choose_alpha",
+    "review_by_code",
+    "ranked_losses",
+    "out_of_fold_probs",
+    "out_of_fold_losses",
+    "headless",
+    "HEADLESS_ENV",
     "CARD_FIELDS",
     "CARD_JSON",
     "CARD_MD",

@@ -1,25 +1,45 @@
-"""The label review: the fine-tuned model's top losses on its training labels go to the
-review gallery, and the reviewed labels are read back."""
+"""The label review: the training images whose given label a fine-tuned model finds least
+plausible go to the review gallery, and the reviewed labels are read back.
+
+The ranking is out of fold (:func:`out_of_fold_losses`), as notebook 02 ranks its
+suspects: a model scoring the labels it was trained on has learned them, wrong ones
+included, so its own training labels look plausible to it whether they are right or not.
+"""
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
 from helpers.evaluate import cross_entropy, highest_first
+from helpers.finetune.steps import Recipe, train_finetune
 from helpers.quiet import tf
+from helpers.results import RESULTS_FILE_ENV
+
+# Set where nobody is at the notebook to click: CI services set CI, the course runner sets
+# the results file (helpers.results), and pytest (nbval's kernels inherit it) sets
+# PYTEST_VERSION. A kernel that JupyterLab starts has none of them.
+HEADLESS_ENV = ("CI", RESULTS_FILE_ENV, "PYTEST_VERSION")
 
 
-def top_losses(model, x, y, image_ids, class_names, k: int = 16) -> list[dict]:
-    """The ``k`` training images whose given label the model finds least plausible,
-    worst first, as :class:`helpers.labeling.ReviewGallery` takes them: ``{"image_id",
-    "given", "suggested", "quality", "loss"}`` (quality = the given label's probability).
+def headless(environ=None) -> bool:
+    """Whether the notebook runs with nobody to click its widgets (CI, the runner, nbval).
 
-    ``model`` outputs logits (``helpers.models.with_head``); their softmax is ranked as
-    ``helpers.evaluate.Evaluation.top_losses`` ranks a test split's probabilities."""
-    probs = tf.nn.softmax(model.predict(x, batch_size=512, verbose=0)).numpy()
+    The review gallery is then clicked by code; interactively it waits for you.
+    """
+    environ = os.environ if environ is None else environ
+    return any(environ.get(name) for name in HEADLESS_ENV)
+
+
+def ranked_losses(probs, y, image_ids, class_names, k: int = 16) -> list[dict]:
+    """The ``k`` images whose given label ``y`` has the lowest probability in ``probs``
+    (highest cross-entropy), worst first, as :class:`helpers.labeling.ReviewGallery`
+    takes them: ``{"image_id", "given", "suggested", "quality", "loss"}`` (quality = the
+    given label's probability)."""
+    probs, y = np.asarray(probs), np.asarray(y)
     given = probs[np.arange(len(y)), y]
     loss = cross_entropy(probs, y)
-    order = highest_first(loss, k)
     return [
         {
             "image_id": int(image_ids[i]),
@@ -28,8 +48,65 @@ def top_losses(model, x, y, image_ids, class_names, k: int = 16) -> list[dict]:
             "quality": float(given[i]),
             "loss": float(loss[i]),
         }
-        for i in order
+        for i in highest_first(loss, k)
     ]
+
+
+def top_losses(model, x, y, image_ids, class_names, k: int = 16) -> list[dict]:
+    """:func:`ranked_losses` of ``model``'s (logits out) predictions on ``x``.
+
+    In sample when ``model`` was trained on ``x, y``; :func:`out_of_fold_losses` is the
+    ranking to review labels with."""
+    probs = tf.nn.softmax(model.predict(x, batch_size=512, verbose=0)).numpy()
+    return ranked_losses(probs, y, image_ids, class_names, k)
+
+
+def out_of_fold_probs(backbone, x, y, num_classes, recipe: Recipe, folds: int = 3, seed=0):
+    """Each image's class probabilities from a model fine-tuned without it.
+
+    The labels are cut into ``folds`` stratified folds (fewer when a class has fewer
+    images); for each, ``train_finetune`` runs on the others and predicts it: ``folds``
+    fine-tuning runs in all, each on ``(folds - 1) / folds`` of the labels.
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    y = np.asarray(y)
+    folds = max(2, min(folds, int(np.bincount(y).min())))
+    probs = np.zeros((len(y), num_classes), np.float32)
+    cut = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for k, (fit, held) in enumerate(cut.split(np.zeros(len(y)), y)):
+        model, _ = train_finetune(backbone, x[fit], y[fit], num_classes, recipe, seed + k)
+        probs[held] = tf.nn.softmax(model.predict(x[held], batch_size=512, verbose=0)).numpy()
+    return probs
+
+
+def out_of_fold_losses(
+    backbone, x, y, image_ids, class_names, recipe: Recipe, k: int = 16, *, folds=3, seed=0
+) -> list[dict]:
+    """The ``k`` top losses ranked on :func:`out_of_fold_probs`: every label judged by a
+    model that never trained on it, as notebook 02's confident learning judges them."""
+    probs = out_of_fold_probs(backbone, x, y, len(class_names), recipe, folds, seed)
+    return ranked_losses(probs, y, image_ids, class_names, k)
+
+
+def review_by_code(gallery, issues, truth: dict) -> int:
+    """Click ``gallery`` as a reviewer who knows each image's true class (``truth``;
+    the given label where it has none) would, then freeze it; for headless runs, where
+    nobody is there to click. Returns how many of the ``issues`` had a wrong label."""
+    wrong = 0
+    for issue in issues:
+        card = gallery.cards[issue["image_id"]]
+        right = truth.get(issue["image_id"], issue["given"])
+        wrong += right != issue["given"]
+        if right == issue["given"]:
+            card["keep"].click()
+        elif right == issue["suggested"]:
+            card["accept"].click()
+        else:
+            card["menu"].value = right
+            card["set"].click()
+    gallery.freeze("Reviewed by code (a headless run), frozen.")
+    return wrong
 
 
 def reviewed_labels(catalog, annotator: str, reviewer: str, image_ids) -> dict[int, str]:
