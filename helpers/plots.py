@@ -55,8 +55,14 @@ def image_grid(
     titles = [_wrap(str(t), size) for t in titles]
     lines = max((t.count("\n") + 1 for t in titles), default=1)
     title_height = 0.25 * lines * title_size / 8  # inches: wrapped titles never overlap
+    # Constrained layout places the titles after imshow has made each panel square; tight
+    # layout placed them before, and a one-line title ran into the image above it.
     fig, axes = plt.subplots(
-        rows, cols, figsize=(cols * size, rows * (size + title_height)), squeeze=False
+        rows,
+        cols,
+        figsize=(cols * size, rows * (size + title_height)),
+        squeeze=False,
+        layout="constrained",
     )
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
@@ -81,7 +87,6 @@ def image_grid(
                 ax.text(b["x0"], b["y0"] - 1, b["class_name"], color="red", fontsize=6)
     if suptitle:
         fig.suptitle(suptitle)
-    fig.tight_layout()
     return fig
 
 
