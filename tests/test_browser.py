@@ -65,19 +65,14 @@ def unavailable(reason: str):
     pytest.skip(reason)
 
 
-@contextmanager
-def running_lab(tmp_path_factory, notebook: Path, name: str):
-    """JupyterLab plus Chromium with ``notebook`` open and run; torn down on leaving.
-
-    The notebook is copied into a temporary server root, so JupyterLab's autosave never
-    writes outputs into the repository, and COURSE_DATA_DIR points the kernel at a
-    fresh catalog folder that this process opens afterwards. ``name`` prefixes the
-    artifacts (screenshot, console log).
-    """
+@pytest.fixture(scope="module")
+def chromium():
+    """Headless Chromium under Playwright, shared by the module's notebooks: Playwright's
+    sync API runs one instance per thread, so each notebook gets a context of its own."""
     try:
         from playwright.sync_api import sync_playwright
 
-        chromium = find_chromium()
+        executable = find_chromium()
         missing = None
     except ImportError:
         missing = "Playwright for Python is missing: pip install -r requirements.txt"
@@ -85,7 +80,24 @@ def running_lab(tmp_path_factory, notebook: Path, name: str):
         missing = str(exc)
     if missing:
         unavailable(missing)
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw, executable)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
+
+@contextmanager
+def running_lab(tmp_path_factory, browser, notebook: Path, name: str):
+    """JupyterLab with ``notebook`` open and run in a fresh browser context; torn down on
+    leaving.
+
+    The notebook is copied into a temporary server root, so JupyterLab's autosave never
+    writes outputs into the repository, and COURSE_DATA_DIR points the kernel at a
+    fresh catalog folder that this process opens afterwards. ``name`` prefixes the
+    artifacts (screenshot, console log).
+    """
     work = tmp_path_factory.mktemp("browser")
     server_root = work / "lab"
     server_root.mkdir()
@@ -94,10 +106,10 @@ def running_lab(tmp_path_factory, notebook: Path, name: str):
     env = {"COURSE_DATA_DIR": str(catalog_dir), "COURSE_PROFILE": "smoke"}
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     console: list[str] = []
-    with JupyterLabServer(server_root, work / "jupyter", env) as server, sync_playwright() as pw:
-        browser = launch_chromium(pw, chromium)
+    with JupyterLabServer(server_root, work / "jupyter", env) as server:
+        context = browser.new_context(viewport={"width": 1280, "height": 1400})
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            page = context.new_page()
             page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
             page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
             try:
@@ -115,24 +127,24 @@ def running_lab(tmp_path_factory, notebook: Path, name: str):
             page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
         finally:
             (ARTIFACTS / f"{name}-console.log").write_text("\n".join(console) + "\n")
-            browser.close()
+            context.close()
         # One notebook, one kernel: a second would mean a kernel dialog or a restart
         # happened behind the test's back. Leaving the block stops the server and it.
         assert len(server.api("/api/kernels")) == 1
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
+def lab(tmp_path_factory, chromium):
     """annotate.ipynb open and run in JupyterLab (see :func:`running_lab`)."""
-    with running_lab(tmp_path_factory, NOTEBOOK, "jupyterlab") as running:
+    with running_lab(tmp_path_factory, chromium, NOTEBOOK, "jupyterlab") as running:
         yield running
 
 
 @pytest.fixture(scope="module")
-def upload_lab(tmp_path_factory):
+def upload_lab(tmp_path_factory, chromium):
     """upload.ipynb open and run: a small CNN trained on the target photos, and the
     upload widget showing it (see :func:`running_lab`)."""
-    with running_lab(tmp_path_factory, UPLOAD_NOTEBOOK, "upload") as running:
+    with running_lab(tmp_path_factory, chromium, UPLOAD_NOTEBOOK, "upload") as running:
         yield running
 
 
