@@ -450,3 +450,10 @@ def test_probe_does_not_blow_up_a_nearly_dead_feature():
     kernel, _ = ft.probe_head_weights(probe, 3)
     assert np.abs(kernel[-1]).max() <= np.abs(kernel[:-1]).max()
     assert probe.score(features, y) > 0.8
+
+
+def test_wise_ft_alpha_is_the_best_on_validation_and_ties_go_to_the_middle():
+    alphas = [0, 0.25, 0.5, 0.75, 1]
+    assert ft.choose_alpha(alphas, [0.5, 0.6, 0.7, 0.6, 0.4]) == 0.5
+    assert ft.choose_alpha(alphas, [0.5, 0.5, 0.4, 0.6, 0.6]) == 0.75  # the tie nearest 0.5
+    assert ft.choose_alpha(alphas, [0.9, 0.5, 0.5, 0.5, 0.5]) == 0.0

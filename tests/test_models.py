@@ -178,3 +178,13 @@ def test_the_subsampled_projection_computes_a_strided_one_by_one_convolution():
     strided.set_weights(proj.get_weights())
     np.testing.assert_allclose(keras.ops.convert_to_numpy(strided(before)), after, atol=1e-5)
     assert after.shape == (3, 16, 16, 16)
+
+
+def test_flip_false_keeps_the_shifts_and_drops_the_mirror_images():
+    """Notebook 06's FLIP knob: digits and text, where a mirror image is another class."""
+    for name, extra in (("course_cnn", {}), ("conv_net", {"augment": True})):
+        model = M.build_model(
+            name, input_shape=(16, 16, 3), num_classes=3, seed=0, flip=False, **extra
+        )
+        kinds = [type(layer).__name__ for layer in model.get_layer("augmentation").layers]
+        assert "RandomFlip" not in kinds and "RandomShift" in kinds, (name, kinds)

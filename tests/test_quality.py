@@ -8,7 +8,7 @@ from PIL import Image
 
 from helpers.acquire.datasets import load_arrays
 from helpers.catalog import Catalog, CatalogError
-from helpers.labeling import ReviewGallery
+from helpers.labeling import ReviewGallery, headless, review_by_code
 from helpers.quality import (
     class_balance,
     cohen_kappa,
@@ -206,3 +206,25 @@ def test_split_catalog_stores_the_split(digits_catalog):
     assignment = split_catalog(cat, "truth", groups, seed=1)
     assert cat.splits() == assignment and leaks(assignment, groups) == []
     assert {cat.splits()[i] for i in ids[:10]} == {assignment[ids[0]]}
+
+
+def test_a_headless_run_is_one_where_nobody_can_click():
+    assert not headless({})  # a kernel JupyterLab starts
+    for name in ("CI", "COURSE_RESULTS_FILE", "PYTEST_VERSION"):
+        assert headless({name: "1"}), name
+
+
+def test_review_by_code_clicks_as_a_reader_who_knows_the_truth(digits_catalog):
+    cat, ids, flipped = digits_catalog
+    issues = find_label_issues(cat, "ben", seed=0)[:6]
+    truth = {i["image_id"]: i["suggested"] for i in issues[:2]}  # two were wrong
+    truth[issues[2]["image_id"]] = next(
+        c for c in "0123456789" if c not in (issues[2]["given"], issues[2]["suggested"])
+    )  # wrong, and the model's suggestion is wrong too
+    gallery = ReviewGallery(cat, issues, annotator="ben")
+    wrong = review_by_code(gallery, issues, truth)
+    got = {r["image_id"]: r["class_name"] for r in cat.labels("ben")}
+    assert wrong == sum(truth.get(i["image_id"], i["given"]) != i["given"] for i in issues)
+    for issue in issues:
+        assert got[issue["image_id"]] == truth.get(issue["image_id"], issue["given"])
+    assert all(card["set"].disabled for card in gallery.cards.values())

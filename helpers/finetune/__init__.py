@@ -91,12 +91,9 @@ from helpers.finetune.data import (
     to_arrays,
 )
 from helpers.finetune.review import (
-    HEADLESS_ENV,
-    headless,
     out_of_fold_losses,
     out_of_fold_probs,
     ranked_losses,
-    review_by_code,
     reviewed_labels,
     top_losses,
 )
@@ -125,6 +122,7 @@ from helpers.finetune.steps import (
     train_scratch,
     wise_line,
 )
+from helpers.labeling.review import HEADLESS_ENV, headless, review_by_code
 from helpers.pretrain import save_backbone
 
 __all__ = [

@@ -8,28 +8,11 @@ included, so its own training labels look plausible to it whether they are right
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from helpers.evaluate import cross_entropy, highest_first
 from helpers.finetune.steps import Recipe, train_finetune
 from helpers.quiet import tf
-from helpers.results import RESULTS_FILE_ENV
-
-# Set where nobody is at the notebook to click: CI services set CI, the course runner sets
-# the results file (helpers.results), and pytest (nbval's kernels inherit it) sets
-# PYTEST_VERSION. A kernel that JupyterLab starts has none of them.
-HEADLESS_ENV = ("CI", RESULTS_FILE_ENV, "PYTEST_VERSION")
-
-
-def headless(environ=None) -> bool:
-    """Whether the notebook runs with nobody to click its widgets (CI, the runner, nbval).
-
-    The review gallery is then clicked by code; interactively it waits for you.
-    """
-    environ = os.environ if environ is None else environ
-    return any(environ.get(name) for name in HEADLESS_ENV)
 
 
 def ranked_losses(probs, y, image_ids, class_names, k: int = 16) -> list[dict]:
@@ -87,26 +70,6 @@ def out_of_fold_losses(
     model that never trained on it, as notebook 02's confident learning judges them."""
     probs = out_of_fold_probs(backbone, x, y, len(class_names), recipe, folds, seed)
     return ranked_losses(probs, y, image_ids, class_names, k)
-
-
-def review_by_code(gallery, issues, truth: dict) -> int:
-    """Click ``gallery`` as a reviewer who knows each image's true class (``truth``;
-    the given label where it has none) would, then freeze it; for headless runs, where
-    nobody is there to click. Returns how many of the ``issues`` had a wrong label."""
-    wrong = 0
-    for issue in issues:
-        card = gallery.cards[issue["image_id"]]
-        right = truth.get(issue["image_id"], issue["given"])
-        wrong += right != issue["given"]
-        if right == issue["given"]:
-            card["keep"].click()
-        elif right == issue["suggested"]:
-            card["accept"].click()
-        else:
-            card["menu"].value = right
-            card["set"].click()
-    gallery.freeze("Reviewed by code (a headless run), frozen.")
-    return wrong
 
 
 def reviewed_labels(catalog, annotator: str, reviewer: str, image_ids) -> dict[int, str]:

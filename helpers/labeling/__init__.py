@@ -15,7 +15,7 @@ annotator's keyboard), ``tally`` (an annotator's labels and counts, held in memo
 from helpers.labeling.box_annotator import BoxAnnotator
 from helpers.labeling.class_annotator import ClassAnnotator
 from helpers.labeling.display import display_bytes, upscaled_png
-from helpers.labeling.review import ReviewGallery
+from helpers.labeling.review import ReviewGallery, headless, review_by_code
 from helpers.labeling.simulate import (
     SimulatedAnnotator,
     draw_boxes,
@@ -34,6 +34,8 @@ __all__ = [
     "BoxAnnotator",
     "ClassAnnotator",
     "ReviewGallery",
+    "headless",
+    "review_by_code",
     "SimulatedAnnotator",
     "display_bytes",
     "draw_boxes",
