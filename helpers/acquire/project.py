@@ -22,21 +22,11 @@ from helpers.acquire.download import download_images, search_photos
 from helpers.acquire.image_api_server import ImageAPIServer
 from helpers.acquire.photos import TARGET_CLASSES, photo_tree
 from helpers.catalog import Catalog
-from helpers.catalog.schema import DB_NAME
+from helpers.catalog.schema import DB_NAME, PROVENANCE_FIELDS
 from helpers.config import course_folder
 from helpers.files import sha256_bytes
 
 SEARCH_PREFIX = "search_"  # a query's data set: search_dog holds the answers to "dog"
-PROVENANCE = (
-    "dataset",
-    "source",
-    "source_url",
-    "original_name",
-    "author",
-    "license",
-    "attribution",
-    "retrieved_at",
-)
 
 
 def search_dataset(query: str) -> str:
@@ -189,7 +179,7 @@ def import_searched(
                 out.unknown.append(image_id)
                 continue
             data = source.image_path(image_id).read_bytes()
-            new_id, added = target.add_image_bytes(data, **{k: row[k] for k in PROVENANCE})
+            new_id, added = target.add_image_bytes(data, **{k: row[k] for k in PROVENANCE_FIELDS})
             if not added:
                 out.already.append(new_id)
                 continue

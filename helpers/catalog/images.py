@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from helpers.catalog.errors import CatalogError, CatalogLocationError, CatalogReadOnly
-from helpers.catalog.schema import DB_NAME, IMAGES_DIR
+from helpers.catalog.schema import DB_NAME, IMAGES_DIR, PROVENANCE_FIELDS
 from helpers.catalog.store import CatalogStore, utc_now
 from helpers.config import make_private_folder
 from helpers.files import sha256_bytes, write_atomic
@@ -56,20 +56,10 @@ class ImageRecords(CatalogStore):
                 "use add_image_bytes for raw bytes"
             )
         data = checked.data
-        allowed = {
-            "dataset",
-            "source",
-            "source_url",
-            "original_name",
-            "author",
-            "license",
-            "attribution",
-            "retrieved_at",
-        }
-        unknown = set(provenance) - allowed
+        unknown = set(provenance) - set(PROVENANCE_FIELDS)
         if unknown:
             raise CatalogError(
-                f"unknown provenance fields {sorted(unknown)}; use {sorted(allowed)}"
+                f"unknown provenance fields {sorted(unknown)}; use {sorted(PROVENANCE_FIELDS)}"
             )
         digest = sha256_bytes(data)
         existing = self.query("SELECT id FROM images WHERE sha256 = ?", (digest,))
@@ -99,7 +89,7 @@ class ImageRecords(CatalogStore):
                     "keeps a folder. Nothing was saved; move that file out of the way, then "
                     "try again."
                 ) from exc
-        row = {**{k: None for k in allowed}, **provenance, **info}
+        row = {**{k: None for k in PROVENANCE_FIELDS}, **provenance, **info}
         with self.transaction() as db:
             again = db.execute("SELECT id FROM images WHERE sha256 = ?", (digest,)).fetchone()
             if again:  # another thread or process stored it meanwhile

@@ -10,6 +10,17 @@ DB_NAME = "catalog.sqlite"
 IMAGES_DIR = "images"
 SPLITS = ("train", "val", "test")
 LABEL_STATUSES = ("labeled", "unsure", "skipped")
+# Where an image came from: the columns of ``images`` an importer may set.
+PROVENANCE_FIELDS = (
+    "dataset",
+    "source",
+    "source_url",
+    "original_name",
+    "author",
+    "license",
+    "attribution",
+    "retrieved_at",
+)
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS images (
