@@ -157,9 +157,11 @@ def exercise_5(folder: str | os.PathLike, wait_s: float = 300) -> dict:
         "--save-every", "5", "--timeout", "30", "--no-jit",
     ]  # fmt: skip
     first = dist.launch_local_workers(args, 2, log_dir=folder / "first")
-    mark = folder / "backup" / "worker-1" / "ckpt-10.index"
+    # Both backups of step 10 written: a worker killed while its peer still writes step
+    # 10 would make them agree on step 5 instead (the newest step *both* hold).
+    marks = [folder / "backup" / f"worker-{i}" / "ckpt-10.index" for i in range(2)]
     end = time.monotonic() + wait_s
-    while not mark.exists() and first[1].poll() is None and time.monotonic() < end:
+    while not all(m.exists() for m in marks) and first[1].poll() is None and time.monotonic() < end:
         time.sleep(0.1)
     os.kill(first[1].pid, signal.SIGKILL)  # a preempted machine
     for p in first:

@@ -94,16 +94,18 @@ def test_two_workers_train_sharded_tfrecords_to_identical_weights(tmp_path):
 def test_a_killed_worker_resumes_from_its_backup(tmp_path):
     extra = ["--images", "1200", "--per-worker-batch", "16", "--steps", "40", "--save-every", "5"]
     processes, logs = _launch(tmp_path, extra, "first")
-    backup = tmp_path / "backup" / "worker-1"
+    # Both workers' backups of step 10, not worker 1's alone: killed while worker 0 still
+    # writes step 10, they would rightly agree on step 5, the newest step both hold.
+    marks = [tmp_path / "backup" / f"worker-{i}" / "ckpt-10.index" for i in range(2)]
     end = time.monotonic() + DEADLINE_S
-    while time.monotonic() < end and not (backup / "ckpt-10.index").exists():
+    while time.monotonic() < end and not all(m.exists() for m in marks):
         if processes[1].poll() is not None:
             pytest.fail(
                 "worker 1 ended before it could be killed:\n"
                 + (logs / "worker-1.log").read_text()[-3000:]
             )
         time.sleep(0.2)
-    assert (backup / "ckpt-10.index").exists(), "no backup at step 10 in time"
+    assert all(m.exists() for m in marks), "no backup at step 10 in time"
     os.kill(processes[1].pid, signal.SIGKILL)  # a preempted machine
     processes[1].wait(timeout=30)
     try:  # its peer fails its next collective (timeout 30 s) or hangs: stop it like a scheduler
