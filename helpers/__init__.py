@@ -12,6 +12,8 @@ pipeline -> models/train -> finetune -> results):
   one environment record; metrics for the runner; atomic writes; TensorFlow without
   noise; the figures notebooks show; the one model card schema, writer and reader that
   every saved model travels with).
+- ``exercises/``: the exercise checks, one module a notebook (``nbNN``), that tell a
+  learner in the notebook whether an answer is right, or give a hint.
 - ``images/``: the one gate every image passes on its way in (``files``: format
   sniffing and limits; ``gate``: decompression-bomb checks, decoded once; ``metadata``:
   EXIF orientation applied, metadata stripped; ``pixels``) and ``trees``, the one
