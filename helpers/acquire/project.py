@@ -9,14 +9,21 @@ still runs alone. :func:`find_searched` makes that choice and says why;
 catalog being labeled, and tells each one's true class from the shipped archive
 (:func:`shipped_truth`): the server answers with the archive's own files, so a photo's
 bytes name it, and the search engine's wrong answers can be counted, not guessed.
+
+With ``DATASET = "folder"`` notebook 02 labels your own photos instead:
+:func:`folder_catalog` puts a class-per-folder or split tree in a fresh catalog, its
+folder names standing as the hidden truth that the shipped archive's labels are otherwise.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from helpers.acquire.download import download_images, search_photos
 from helpers.acquire.image_api_server import ImageAPIServer
@@ -25,6 +32,14 @@ from helpers.catalog import Catalog
 from helpers.catalog.schema import DB_NAME, PROVENANCE_FIELDS
 from helpers.config import course_folder
 from helpers.files import sha256_bytes
+from helpers.images import (
+    ClassFolderWarning,
+    FolderError,
+    ImageRejected,
+    check_image_bytes,
+    read_image_file,
+    read_split_tree,
+)
 
 SEARCH_PREFIX = "search_"  # a query's data set: search_dog holds the answers to "dog"
 
@@ -187,3 +202,131 @@ def import_searched(
             out.truth[new_id] = known[row["sha256"]]
             target.set_label(new_id, out.truth[new_id], annotator=truth_annotator)
     return out
+
+
+FOLDER = "folder"  # the catalog's data set name for the photos of your own tree
+MIN_PER_CLASS = 10  # pool photos a class needs: labeled, cross-validated in 5 folds, split
+
+
+@dataclass
+class FolderCatalog:
+    """What :func:`folder_catalog` built, as :func:`helpers.finetune.photo_catalog`'s
+    result: the catalog, every photo's true class (its folder's name), the pool to label
+    and the test photos (image ids, in the tree's order), and how the test split was made."""
+
+    catalog: Catalog
+    truth: dict[int, str]
+    pool: list[int]
+    test: list[int]
+    how: str
+
+
+def _held_out(names: list[str], share: float, seed: int) -> set[int]:
+    """Indices of ``names`` (a class each) held out as test: ``share`` of every class,
+    at least one, seeded; the same rule as :func:`helpers.splitting.stratified_split`,
+    which this layer cannot import."""
+    rng = np.random.default_rng(seed)
+    names_arr = np.asarray(names)
+    held: set[int] = set()
+    for name in sorted(set(names)):
+        index = rng.permutation(np.flatnonzero(names_arr == name))
+        k = min(max(int(round(len(index) * share)), 1), len(index) - 1)
+        held.update(int(i) for i in index[:k])
+    return held
+
+
+def folder_catalog(
+    folder: str | Path,
+    root: str | Path,
+    *,
+    truth_annotator: str,
+    test_fraction: float = 0.2,
+    min_per_class: int = MIN_PER_CLASS,
+    min_pool: int = 0,
+    seed: int = 0,
+) -> FolderCatalog:
+    """A fresh catalog in ``folder`` of your own photos: the class-per-folder tree
+    (``root/<class>/<image>``) or split tree (``root/train/<class>/...``, with ``val/``
+    and ``test/`` when present) at ``root``, read by
+    :func:`helpers.images.read_split_tree`'s rules. Photos of any size, shape and
+    accepted format are stored as they are.
+
+    Each folder's name is stored under ``truth_annotator`` as its photos' label: the
+    hidden truth the simulated annotators label from and the scoring reads, as the
+    shipped archive's labels are for :func:`helpers.finetune.photo_catalog`. The test
+    split is the tree's ``test/`` when it has one, else ``test_fraction`` of every
+    class, held out seeded; everything else (``train/`` and ``val/``) is the pool to
+    label, since notebook 02 splits the labeled pool itself.
+
+    Every photo is read and checked before anything is written: a missing folder, fewer
+    than two classes, a class with fewer than ``min_per_class`` pool photos or no test
+    photo, fewer than ``min_pool`` pool photos in all (notebook 02 labels its first
+    ``N_BY_HAND`` by hand before the model helps), or a file the image gate refuses
+    raises :class:`helpers.images.FolderError` saying what to do, and ``folder`` is left
+    as it was. A photo whose bytes another one in the tree already has is stored once,
+    under its first folder.
+    """
+    if root is None or not Path(root).is_dir():
+        raise FolderError(
+            f"DATA_DIR {root} is not a folder: set DATA_DIR to your tree (DATA_DIR/<class>/"
+            "<photo>, or DATA_DIR/train/<class>/<photo> beside test/), or DATASET = 'photos'"
+        )
+    root = Path(root)
+    with warnings.catch_warnings():  # the checks below say what matters here, as errors
+        warnings.simplefilter("ignore", ClassFolderWarning)
+        tree = read_split_tree(root)
+    files = {
+        split: [(path, name) for path, name in part.files if name in tree.class_names]
+        for split, part in tree.splits.items()
+    }
+    pool_files = files["train"] + files.get("val", [])
+    if "test" in files:
+        test_files, how = files["test"], f"the test/ folder of the {tree.layout} at {root}"
+    else:
+        held = _held_out([name for _, name in pool_files], test_fraction, seed)
+        test_files = [f for k, f in enumerate(pool_files) if k in held]
+        pool_files = [f for k, f in enumerate(pool_files) if k not in held]
+        how = f"{test_fraction:.0%} of each class of the {tree.layout} at {root}, seed {seed}"
+    for name in tree.class_names:
+        n_pool = sum(n == name for _, n in pool_files)
+        n_test = sum(n == name for _, n in test_files)
+        if n_pool < min_per_class or not n_test:
+            raise FolderError(
+                f"class {name!r} of {root} has {n_pool} photos to label and {n_test} to test;"
+                f" notebook 02 needs at least {min_per_class} to label and 1 to test per"
+                f" class: add photos to its folder, or move the folder out of the tree"
+            )
+    if len(pool_files) < min_pool:
+        raise FolderError(
+            f"{root} has {len(pool_files)} photos to label; notebook 02 needs at least"
+            f" {min_pool} (N_BY_HAND + 1): add photos, or lower N_BY_HAND"
+        )
+    checked, refused = {}, []
+    for path, _ in pool_files + test_files:
+        try:
+            checked[path] = check_image_bytes(read_image_file(path))
+        except (ImageRejected, OSError) as exc:
+            refused.append(f"{path.relative_to(root)} ({exc})")
+    if refused:
+        raise FolderError(
+            f"{len(refused)} file(s) in {root} are not images the course accepts: "
+            f"{'; '.join(refused[:3])}. Fix or remove them, then run again."
+        )
+    course_folder(folder, fresh=True)
+    catalog = Catalog(folder)
+    catalog.set_classes(tree.class_names)
+    truth, ids = {}, {"pool": [], "test": []}
+    with catalog.transaction():  # one commit for all the photos, not one each
+        for part, chosen in (("pool", pool_files), ("test", test_files)):
+            for path, name in chosen:
+                image_id, added = catalog.add_checked_image(
+                    checked[path], dataset=FOLDER, source=f"your photos, {root}",
+                    original_name=path.name,
+                )  # fmt: skip
+                if added:
+                    truth[image_id] = name
+                    ids[part].append(image_id)
+                    catalog.set_label(image_id, name, annotator=truth_annotator)
+    catalog.set_splits(dict.fromkeys(ids["test"], "test"), seed=seed)
+    how = "; ".join([how, *tree.notes])  # what was left out, e.g. an empty class folder
+    return FolderCatalog(catalog, truth, ids["pool"], ids["test"], how)
