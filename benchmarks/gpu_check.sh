@@ -196,7 +196,19 @@ say "cpu: $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed
 if [ "$DRY" = 0 ]; then
     nvidia-smi --query-gpu=name,memory.total,driver_version,compute_cap --format=csv 2>&1 | tee -a "$PARTIAL"
 fi
-"$PY" -c 'from helpers.quiet import keras, tf; print("tensorflow", tf.__version__, "keras", keras.__version__, "gpus", len(tf.config.list_physical_devices("GPU")))' 2>&1 | tail -1 | tee -a "$PARTIAL"
+# Installed versions only: importing TensorFlow here would cost a start-up that step 1
+# pays again; its header says which version runs and which GPU TensorFlow sees.
+"$PY" - <<'EOF' 2>&1 | tee -a "$PARTIAL"
+from importlib.metadata import PackageNotFoundError, version
+
+found = []
+for name in ("tensorflow", "tensorflow-cpu", "keras"):
+    try:
+        found.append(f"{name} {version(name)}")
+    except PackageNotFoundError:
+        pass
+print("installed:", ", ".join(found) or "no tensorflow", "(the GPU TensorFlow sees: step 1's 'gpu:')")
+EOF
 
 # -- 1. throughput -------------------------------------------------------------------
 section train_throughput

@@ -33,6 +33,8 @@ def test_gpu_check_dry_run_writes_every_section(tmp_path):
     assert "DRY RUN" in text and "all steps passed: yes" in text
     for step in ("train_throughput", "photos", "06_cnn", "07_pretrain", "08_finetune"):
         assert f"{step}: ok" in text, text[-4000:]
+    # The versions without a TensorFlow start-up; TensorFlow's own view heads step 1.
+    assert "installed: tensorflow" in text and "gpu: none found" in text
     # Throughput per precision, with XLA, and the fraction of peak.
     for config in ("float32:", "mixed_bfloat16:", "float32 + XLA:", "mixed_bfloat16 + XLA:"):
         assert config in text and "% of " in text.split(config, 1)[1].splitlines()[0]
