@@ -37,7 +37,7 @@
 #
 # --dry-run: the same steps on the CPU at tiny sizes (the smoke profile, a few steps,
 # 100 photos a class and split), the report in a temporary folder unless --out says;
-# about 5 minutes on 2 idle cores, more when they are shared.
+# 5.5 minutes on 2 cores shared with other jobs (load 3.4), less on idle ones.
 #
 # Needs: the project's Python environment with a CUDA build of TensorFlow (the script
 # uses $PYTHON, else .venv/bin/python, else python3), nvidia-smi, GNU timeout.
@@ -273,12 +273,13 @@ else
 fi
 
 # -- 3-5. the notebooks --------------------------------------------------------------
-if [ "$DRY" = 1 ]; then
-    notebook 06_cnn "$CAP_06" 06 "${DATA_06[@]}" STEP_EPOCHS=1 EPOCHS=2
+if [ "$DRY" = 1 ]; then  # the real run's knobs at tiny values: the same branches, fewer steps
+    notebook 06_cnn "$CAP_06" 06 "${DATA_06[@]}" TIME_BUDGET_MIN=0.1 STEP_EPOCHS=1 \
+        STEP_LIMIT=128 EPOCHS=2 "JIT_COMPILE=$JIT"
     notebook 07_pretrain "$CAP_07" 07 DATASET=folder "DATA_DIR=$SOURCE_TREE" \
         REHEARSE_WORKERS=False
     notebook 08_finetune "$CAP_08" 08 DATASET=folder "DATA_DIR=$TARGET_TREE" FLIP=True \
-        "LABELS_PER_CLASS=[5]" "SEEDS=[0]"
+        "LABELS_PER_CLASS=[5]" "SEEDS=[0]" HEAD_STEPS=8 FINETUNE_STEPS=8 SCRATCH_STEPS=16
 else
     notebook 06_cnn "$CAP_06" 06 "${DATA_06[@]}" TIME_BUDGET_MIN=1.0 STEP_EPOCHS=4 \
         STEP_LIMIT=10000 "JIT_COMPILE=$JIT"
