@@ -211,6 +211,17 @@ def test_the_planner_turns_steps_epochs_or_a_budget_into_steps():
         T.plan_steps(30)
 
 
+def test_a_plan_in_steps_fills_the_budget_that_whole_epochs_leave():
+    whole = T.plan_steps(312, budget_s=300, seconds_per_step=0.324)
+    steps = T.plan_steps(312, budget_s=300, seconds_per_step=0.324, whole_epochs=False)
+    assert whole.total_steps == 2 * 312  # a third epoch would not fit
+    share = 0.95  # the planner's default
+    assert steps.total_steps * 0.324 <= share * 300 < (steps.total_steps + 1) * 0.324
+    assert steps.epochs == 3 and steps.total_steps % 312 and "879 steps" in steps.reason
+    tiny = T.plan_steps(312, budget_s=1, seconds_per_step=0.324, whole_epochs=False)
+    assert tiny.total_steps == 312  # at least min_epochs
+
+
 class _Clock:
     def __init__(self):
         self.now = 0.0

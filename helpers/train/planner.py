@@ -44,11 +44,17 @@ def plan_steps(
     epoch_overhead_s: float = 0.0,
     share: float = SHARE,
     min_epochs: int = 1,
+    whole_epochs: bool = True,
 ) -> Plan:
     """``steps`` as given (the last epoch partly run), else ``epochs`` as given, else as
     many epochs of ``steps_per_epoch`` steps at ``seconds_per_step`` (plus
     ``epoch_overhead_s`` each: validation, checkpoint) as fit in ``share`` of
-    ``budget_s`` seconds, at least ``min_epochs``."""
+    ``budget_s`` seconds, at least ``min_epochs``.
+
+    ``whole_epochs=False`` plans steps, the last epoch partly run, for a loop that can
+    stop mid-epoch (``helpers.distribute.Trainer``): whole epochs of a few hundred steps
+    leave up to an epoch of the budget unused (notebook 07 in ``laptop`` planned 2
+    epochs of 101 s into 5 minutes: 3.4 of them)."""
     steps_per_epoch = int(steps_per_epoch)
     if steps_per_epoch < 1:
         raise ValueError(f"steps_per_epoch must be at least 1, not {steps_per_epoch}")
@@ -62,6 +68,16 @@ def plan_steps(
     if budget_s is None or not seconds_per_step:
         raise ValueError("give steps, epochs, or budget_s with a measured seconds_per_step")
     per_epoch = seconds_per_step * steps_per_epoch + epoch_overhead_s
+    if not whole_epochs:
+        total = int(share * max(budget_s, 0.0) / (per_epoch / steps_per_epoch))
+        total = max(min_epochs * steps_per_epoch, total)
+        n = math.ceil(total / steps_per_epoch)
+        why = (
+            f"{seconds_per_step:.3g} s/step and {epoch_overhead_s:.1f} s besides per epoch of "
+            f"{steps_per_epoch} steps: {total} steps ({total / steps_per_epoch:.1f} epochs), "
+            f"{total * per_epoch / steps_per_epoch / 60:.1f} of {budget_s / 60:.1f} minutes"
+        )
+        return Plan(n, steps_per_epoch, total, per_epoch, why)
     n = max(min_epochs, int(share * max(budget_s, 0.0) / per_epoch))
     why = (
         f"{seconds_per_step:.3g} s/step and {epoch_overhead_s:.1f} s besides per epoch of "
