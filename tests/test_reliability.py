@@ -166,8 +166,12 @@ def test_a_retry_wait_past_the_deadline_is_not_waited(slow_server, tmp_path):
 
 # -- Ctrl-C ----------------------------------------------------------------------------
 
+# The child stands for a learner at a terminal, where Ctrl-C raises KeyboardInterrupt. A
+# shell that starts the tests in the background (``&``) hands its children SIGINT
+# ignored, so the child restores Python's own handler first.
 _DOWNLOAD_CHILD = """
-import json, sys
+import json, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from helpers.acquire.download import DownloadInterrupted, download_images
 from helpers.catalog import Catalog
 catalog = Catalog(sys.argv[1])
