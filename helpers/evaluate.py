@@ -33,17 +33,32 @@ def accuracy(scores, labels) -> float:
     return float(np.mean(scores.argmax(axis=-1) == labels)) if len(labels) else 0.0
 
 
-def model_accuracy(model, x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> float:
+def model_accuracy(
+    model, x: np.ndarray, y: np.ndarray, batch_size: int = 512, *, tta: bool = False
+) -> float:
     """:func:`accuracy` of ``model`` on the arrays ``x``, ``y``, predicted batch by batch in
     this process, eagerly. No collective runs (``model.predict`` under a multi-worker
     strategy waits for the other workers), so any worker of notebook 07's runs can call it
     alone; and no graph is traced per call (a ``tf.function`` made per call retraces for
-    every model, and TensorFlow warns after five)."""
-    scores = [
-        np.asarray(model(tf.constant(x[i : i + batch_size]), training=False))
-        for i in range(0, len(y), batch_size)
-    ]
-    return accuracy(np.concatenate(scores), y) if scores else 0.0
+    every model, and TensorFlow warns after five).
+
+    ``tta``: also predict each image mirrored left-right and average the two views'
+    softmax probabilities (the model outputs logits, as every classifier the course
+    trains does before :func:`helpers.models.with_softmax`)."""
+
+    def scores(images):
+        out = [
+            np.asarray(model(tf.constant(images[i : i + batch_size]), training=False))
+            for i in range(0, len(images), batch_size)
+        ]
+        return np.concatenate(out)
+
+    if not len(y):
+        return 0.0
+    if not tta:
+        return accuracy(scores(x), y)
+    views = (tf.nn.softmax(scores(v)).numpy() for v in (x, x[:, :, ::-1]))
+    return accuracy(sum(views), y)
 
 
 def cross_entropy(probabilities, labels) -> np.ndarray:

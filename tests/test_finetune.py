@@ -13,6 +13,7 @@ import pytest
 from helpers import finetune as ft
 from helpers import models
 from helpers.catalog import Catalog
+from helpers.evaluate import model_accuracy
 from helpers.quiet import keras
 
 TINY = {"family": "resnet", "width": 4, "depth": [1, 1]}
@@ -226,7 +227,7 @@ def test_learning_curve_rows_and_runner_names():
     rng = np.random.default_rng(0)
     x = rng.integers(0, 255, (40, 8, 8, 1)).astype("uint8")
     y = np.arange(40) % 2
-    recipe = ft.Recipe(head_steps=2, finetune_steps=2, scratch_steps=2, top_blocks=1)
+    recipe = ft.Recipe(head_steps=2, finetune_steps=2, scratch_steps=2, top_blocks=1, flip=True)
     rows = ft.learning_curve(
         backbone, x, y, x[:10], y[:10], [3, "all"], [0, 1], recipe=recipe, progress=None
     )
@@ -252,13 +253,66 @@ def test_head_started_from_the_probe_predicts_what_the_probe_predicts(classes):
     assert got[:, classes].max() < 1e-6
 
 
+def test_the_probe_trains_on_the_augmentations_views_shifted_and_mirrored():
+    x = np.arange(2 * 6 * 6 * 1, dtype=np.uint8).reshape(2, 6, 6, 1)
+    views = ft.probe_views(x, flip=True, shift=2)
+    assert len(views) == 10 and all(v.shape == x.shape for v in views)
+    np.testing.assert_array_equal(views[0], x)
+    down = views[2]  # shifted by +2 rows: row r shows row r + 2, reflected past the edge
+    np.testing.assert_array_equal(down[:, :4], x[:, 2:])
+    np.testing.assert_array_equal(down[:, 4:], x[:, [4, 3]])
+    for plain, mirrored in zip(views[:5], views[5:], strict=True):
+        np.testing.assert_array_equal(mirrored, plain[:, :, ::-1])
+    assert len(ft.probe_views(x, flip=False, shift=2)) == 5
+    assert len(ft.probe_views(x, flip=False, shift=0)) == 1
+    backbone = tiny_backbone((6, 6, 1))  # translate 0.1 of 6 pixels: shifts of 1
+    features, labels = ft.probe_training_set(backbone, x, [0, 1], ft.Recipe(flip=True))
+    assert features.shape[0] == 2 * 10 and labels.tolist() == [0, 1] * 10
+
+
+def test_each_images_features_are_computed_once_per_backbone():
+    backbone = tiny_backbone()
+    x = np.random.default_rng(5).integers(0, 255, (12, 8, 8, 1)).astype("uint8")
+    want = backbone.model.predict(x / 255.0, verbose=0)  # the card's "unit" scaling
+    np.testing.assert_allclose(ft.pooled_features(backbone, x), want, rtol=1e-5, atol=1e-6)
+    assert len(backbone.features) == 12
+    mirrored, subset = ft.features_of_each(backbone, [x[:, :, ::-1], x[[3, 1, 3]]])
+    assert len(backbone.features) == 24  # the mirror images are new, the subset is not
+    np.testing.assert_array_equal(subset, ft.pooled_features(backbone, x)[[3, 1, 3]])
+    np.testing.assert_allclose(
+        mirrored, backbone.model.predict(x[:, :, ::-1] / 255.0, verbose=0), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_flip_tta_averages_the_probabilities_of_each_image_and_its_mirror():
+    """A model that reads only the left half: right without TTA, a coin's guess with it
+    (the two views' probabilities tie, and the tie goes to class 0)."""
+    inputs = keras.Input((4, 4, 1))
+    halves = keras.layers.Lambda(
+        lambda t: keras.ops.stack(
+            [
+                keras.ops.mean(t[:, :, :2], axis=(1, 2, 3)),
+                keras.ops.mean(t[:, :, 2:], axis=(1, 2, 3)),
+            ],
+            axis=1,
+        )
+    )(inputs)
+    model = keras.Model(inputs, halves)
+    x = np.zeros((4, 4, 4, 1), np.float32)
+    x[:2, :, :2], x[2:, :, 2:] = 9.0, 9.0  # images 0-1 bright on the left, 2-3 on the right
+    y = np.array([0, 0, 1, 1])
+    assert model_accuracy(model, x, y) == 1.0
+    assert model_accuracy(model, x, y, tta=True) == 0.5
+    assert model_accuracy(model, x[:0], y[:0], tta=True) == 0.0
+
+
 def test_full_finetuning_starts_from_the_probe_and_a_random_head_does_not():
     backbone = tiny_backbone()
     rng = np.random.default_rng(2)
     x = rng.integers(0, 255, (48, 8, 8, 1)).astype("uint8")
     y = np.arange(48) % 3
-    probe = ft.fit_probe(ft.pooled_features(backbone, x), y)
     no_steps = ft.Recipe(head_steps=0, finetune_steps=0, top_blocks=1)
+    probe = ft.fit_probe(*ft.probe_training_set(backbone, x, y, no_steps))
     model, _ = ft.train_finetune(backbone, x, y, 3, no_steps, seed=0)
     np.testing.assert_allclose(
         model.get_layer("logits").get_weights()[0], ft.probe_head_weights(probe, 3)[0], atol=1e-6
@@ -283,7 +337,7 @@ def test_full_finetuning_ends_at_the_wise_ft_mix_of_its_start_and_its_end():
         recipe = ft.Recipe(finetune_steps=6, finetune_lr=1e-2, top_blocks=1, wise_alpha=alpha)
         model, _ = ft.train_finetune(backbone, x, y, 3, recipe, seed=0)
         ends[alpha] = [keras.ops.convert_to_numpy(v) for v in model.trainable_variables]
-    probe = ft.fit_probe(ft.pooled_features(backbone, x), y)
+    probe = ft.fit_probe(*ft.probe_training_set(backbone, x, y, recipe))
     np.testing.assert_allclose(ends[0.0][-2], ft.probe_head_weights(probe, 3)[0], atol=1e-6)
     assert not np.allclose(ends[1.0][-2], ends[0.0][-2])  # fine-tuning moved the head
     for start, mid, end in zip(ends[0.0], ends[0.5], ends[1.0], strict=True):
@@ -443,7 +497,7 @@ def test_probe_does_not_blow_up_a_nearly_dead_feature():
     the head, such a weight sets the int8 range of its whole output row)."""
     rng = np.random.default_rng(4)
     y = np.arange(120) % 3
-    healthy = rng.normal(0.0, 0.02, (120, 6)) + 0.02 * y[:, None]
+    healthy = rng.normal(0.0, 0.02, (120, 6)) + 0.03 * y[:, None]  # classes 1.5 spreads apart
     nearly_dead = np.where(rng.random((120, 1)) < 0.03, 1e-3, 0.0)
     features = np.hstack([healthy, nearly_dead]).astype("float32")
     probe = ft.fit_probe(features, y)

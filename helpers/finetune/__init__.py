@@ -28,7 +28,9 @@ Notebook 08's room. The recipe, in the order the notebook teaches it:
    the backbone learned on tens of thousands.
 5. **Compare** (:func:`learning_curve`): training from scratch with the same
    architecture, a linear probe on frozen pooled features (scikit-learn), the head
-   alone, full fine-tuning; over labels per class and seeds, on one test split.
+   alone, full fine-tuning; over labels per class and seeds, on one test split. Every
+   method gets the same augmentation (the probe as fixed views, :func:`probe_views`)
+   and, for photos, the same flip test-time augmentation.
 6. **Close the loop** (:func:`out_of_fold_losses`, :func:`reviewed_labels`): the
    training labels that models fine-tuned on the other folds find least plausible go
    to the review gallery of :mod:`helpers.labeling`, which you click at JupyterLab and
@@ -99,6 +101,7 @@ from helpers.finetune.review import (
 )
 from helpers.finetune.steps import (
     METHODS,
+    PROBE_C,
     PROBE_SCALE_FLOOR,
     Recipe,
     backbone_blocks,
@@ -106,6 +109,7 @@ from helpers.finetune.steps import (
     choose_alpha,
     clone_backbone,
     compile_classifier,
+    features_of_each,
     fit_probe,
     learning_curve,
     linear_probe,
@@ -116,6 +120,8 @@ from helpers.finetune.steps import (
     pooled_features,
     pretrain_fallback,
     probe_head_weights,
+    probe_training_set,
+    probe_views,
     set_backbone_trainable,
     summarize,
     train_finetune,
@@ -156,7 +162,9 @@ __all__ = [
     "check_card",
     "clone_backbone",
     "compile_classifier",
+    "PROBE_C",
     "PROBE_SCALE_FLOOR",
+    "features_of_each",
     "fit_probe",
     "folder_target",
     "glyph_images",
@@ -173,6 +181,8 @@ __all__ = [
     "pooled_features",
     "pretrain_fallback",
     "probe_head_weights",
+    "probe_training_set",
+    "probe_views",
     "read_card",
     "reviewed_labels",
     "save_backbone",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from helpers import devices
@@ -46,11 +46,18 @@ class WeightsUnavailable(BackboneError):
 
 @dataclass
 class Backbone:
-    """A feature extractor, the model card that describes it, and where it came from."""
+    """A feature extractor, the model card that describes it, and where it came from.
+
+    ``features`` keeps the pooled features already computed, by image content
+    (``helpers.finetune.features_of_each``): nothing trains ``model`` itself (every
+    method trains a clone), so an image's features never change, and the probes that
+    notebook 08 fits on the same images (the learning curve, the review's folds) each
+    pay for them once."""
 
     model: keras.Model
     card: dict
     source: str
+    features: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
