@@ -433,8 +433,6 @@ def learning_curve(
     rows = []
     tta = recipe.flip
     if "probe" in methods:
-        views = probe_views(x_train, flip=recipe.flip, shift=shift_pixels(backbone, recipe))
-        view_feats = features_of_each(backbone, views)
         feats_test, mirrored = features_of_each(backbone, [x_test, x_test[:, :, ::-1]])
     for n in labels_per_class:
         for seed in seeds:
@@ -445,9 +443,8 @@ def learning_curve(
                 scratch = train_scratch(backbone, xs, ys, num_classes, recipe, seed)
                 got["scratch"] = model_accuracy(scratch, x_test, y_test, tta=tta)
             if "probe" in methods:
-                train_feats = np.concatenate([f[idx] for f in view_feats])
                 got["probe"] = linear_probe(
-                    train_feats, np.tile(ys, len(view_feats)), feats_test, y_test,
+                    *probe_training_set(backbone, xs, ys, recipe), feats_test, y_test,
                     seed=seed, mirrored_test=mirrored if tta else None,
                 )  # fmt: skip
             if "head" in methods:
