@@ -269,3 +269,43 @@ def test_the_trainer_s_budget_guard_ends_the_run_inside_the_budget(monkeypatch):
     assert time.perf_counter() - started <= 60.0
     assert log.out_of_time and log.stopped_early and 3 < log.steps < 100
     assert len(log.history["loss"]) == -(-log.steps // steps)  # the last epoch cut short
+
+
+def test_the_trainer_plans_again_from_its_own_pace_and_keeps_the_whole_schedule(monkeypatch):
+    """Planned for 1,000 steps, each step taking 2 s (the clock is moved inside the step,
+    not waited for) in a 120-second budget: after 10 steps the run plans again from the
+    pace it kept, about 50 steps, and its schedule spans exactly those, so it ends
+    inside the budget with the learning rate decayed, not cut by the guard mid-decay."""
+    epoch_data, steps = dist.array_epochs(*_two_classes(), 16, seed=0)
+    shift = {"seconds": 0.0}
+    real = time.perf_counter
+    monkeypatch.setattr(time, "perf_counter", lambda: real() + shift["seconds"])
+    trainer = _trainer(1000)
+    build = trainer._build_step
+
+    def slow_step():
+        step = build()
+
+        def slow(iterator):
+            shift["seconds"] += 2.0
+            return step(iterator)
+
+        return slow
+
+    trainer._build_step = slow_step
+    started = time.perf_counter()
+    log = trainer.fit(epoch_data, steps, time_budget_s=120.0, replan_after=10, verbose=False)
+    assert time.perf_counter() - started <= 120.0
+    assert 30 < trainer.total_steps < 60
+    assert "s/step measured" in log.plan and "where 1000 were planned" in log.plan
+    assert trainer.optimizer._learning_rate.total_steps == trainer.total_steps
+    if not log.out_of_time:  # a machine busy enough to slow the real part may be cut
+        assert log.steps == trainer.total_steps
+        assert float(trainer.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_a_trainer_without_a_budget_does_not_plan_again():
+    epoch_data, steps = dist.array_epochs(*_two_classes(), 16, seed=0)
+    trainer = _trainer(6)
+    log = trainer.fit(epoch_data, steps, replan_after=2, verbose=False)
+    assert (log.steps, trainer.total_steps, log.plan) == (6, 6, None)

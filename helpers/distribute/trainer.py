@@ -53,6 +53,11 @@ import numpy as np
 
 from helpers.distribute.strategy import num_workers, worker_id
 
+# Of the time left when the run plans again from its own pace: the rest absorbs the pace's
+# jitter and the run's end (the BatchNorm average, the last backup), as helpers.train.fit's
+# 0.98 does for a run whose epochs end in validation.
+REPLAN_SHARE = 0.97
+
 
 @dataclass
 class TrainLog:
@@ -63,11 +68,13 @@ class TrainLog:
     losses: list[float] = field(default_factory=list)
     accuracies: list[float] = field(default_factory=list)
     step_seconds: list[float] = field(default_factory=list)
+    save_seconds: list[float] = field(default_factory=list)  # each backup's writing
     resumed_from: int = 0
     steps: int = 0
     stopped_early: bool = False
     out_of_time: bool = False  # stopped early by ``time_budget_s``, not by ``stop_after``
     history: dict = field(default_factory=dict)
+    plan: str | None = None  # the plan made in the run (``replan_after``), and why
 
     def images_per_second(self, global_batch: int) -> float | None:
         """Median over the steps after the first two (which trace and compile)."""
@@ -117,6 +124,7 @@ class Trainer:
         self.global_batch, self.num_classes = int(global_batch), int(num_classes)
         self.total_steps, self.label_smoothing = int(total_steps), float(label_smoothing)
         self.jit_compile, self.from_logits = bool(jit_compile), bool(from_logits)
+        self._make_optimizer = make_optimizer
         with self.strategy.scope():
             self.model = build_model()
             optimizer = make_optimizer(self.total_steps)
@@ -218,25 +226,29 @@ class Trainer:
 
     # Checkpoints ---------------------------------------------------------------------------
 
-    def _agreed_step(self) -> int:
-        """The newest checkpointed step every worker holds (0 when any has none)."""
-        from helpers.quiet import tf
-
-        mine = 0
-        if self.manager is not None:
-            mine = max((int(p.rsplit("-", 1)[-1]) for p in self.manager.checkpoints), default=0)
+    def _least_over_workers(self, mine: int) -> int:
+        """The smallest of every worker's ``mine`` (an all-gather): a number all of them
+        must agree on, such as the step to resume from or the steps to plan."""
         if num_workers(self.strategy) == 1:
-            return mine
+            return int(mine)
+        from helpers.quiet import tf
 
         @tf.function
         def gather():
             def replica():
                 ctx = tf.distribute.get_replica_context()
-                return ctx.all_gather(tf.constant([mine], tf.int64), axis=0)
+                return ctx.all_gather(tf.constant([int(mine)], tf.int64), axis=0)
 
             return self.strategy.experimental_local_results(self.strategy.run(replica))[0]
 
         return int(tf.reduce_min(gather()))
+
+    def _agreed_step(self) -> int:
+        """The newest checkpointed step every worker holds (0 when any has none)."""
+        mine = 0
+        if self.manager is not None:
+            mine = max((int(p.rsplit("-", 1)[-1]) for p in self.manager.checkpoints), default=0)
+        return self._least_over_workers(mine)
 
     def restore(self) -> int:
         """Restore the agreed step (see :meth:`_agreed_step`); return it."""
@@ -250,6 +262,43 @@ class Trainer:
         if self.manager is not None:
             self.manager.save(checkpoint_number=int(self.step.numpy()))
 
+    # The plan ------------------------------------------------------------------------------
+
+    def set_total_steps(self, total_steps: int) -> None:
+        """Give the run, and its learning-rate schedule, a new length: the schedule of a
+        fresh ``make_optimizer(total_steps)`` replaces the optimizer's (its weights, slots
+        and step count stay), and the step is traced again, since the schedule's length
+        is a constant in it."""
+        fresh = self._make_optimizer(int(total_steps))  # not built: it creates no slots
+        schedule = getattr(fresh, "inner_optimizer", fresh)._learning_rate
+        getattr(self.optimizer, "inner_optimizer", self.optimizer).learning_rate = schedule
+        self.total_steps = int(total_steps)
+        self._compiled = None
+
+    def _replan(self, log: TrainLog, deadline: float, steps_per_epoch: int) -> str:
+        """The steps that fit before ``deadline`` at the pace this run has kept so far
+        (:func:`helpers.train.plan_steps`, the one planner), the same on every worker."""
+        from helpers.train import plan_steps
+
+        pace = float(np.median(log.step_seconds[2:]))  # the first two trace and compile
+        retrace = max(log.step_seconds[0] - pace, 0.0)  # paid again for the new schedule
+        done = int(self.step.numpy())
+        left = deadline - time.perf_counter() - retrace
+        rest = plan_steps(
+            steps_per_epoch, budget_s=left, seconds_per_step=pace,
+            epoch_overhead_s=max(log.save_seconds, default=0.0), share=REPLAN_SHARE,
+            min_epochs=0, whole_epochs=False,
+        )  # fmt: skip
+        total = self._least_over_workers(done + max(rest.total_steps, 1))
+        planned = self.total_steps
+        self.set_total_steps(total)
+        return (
+            f"{pace:.3g} s/step measured over this run's first {len(log.step_seconds)} steps, "
+            f"{retrace:.1f} s to trace the step again: {total - done} more steps fit the "
+            f"{left / 60:.1f} minutes left, {total} in all, where {planned} were planned; the "
+            "schedule keeps its warm-up and decays to zero at the new end"
+        )
+
     # The loop ------------------------------------------------------------------------------
 
     def fit(
@@ -259,6 +308,7 @@ class Trainer:
         *,
         stop_after: int | None = None,
         time_budget_s: float | None = None,
+        replan_after: int | None = None,
         on_step: Callable | None = None,
         callbacks: list | None = None,
         verbose: bool = True,
@@ -274,23 +324,29 @@ class Trainer:
         says it fired). ``callbacks`` are Keras callbacks, called as ``model.fit`` calls
         them, with the epoch's mean ``loss`` and ``accuracy`` so far as logs.
         ``on_step(step, loss)`` is called after each step.
+
+        ``replan_after`` (with ``time_budget_s``): after that many steps of this call,
+        plan the run's length again from the pace those steps kept (see :meth:`_replan`;
+        ``log.plan`` says how), as ``helpers.train.fit`` does after its first epoch. A
+        pace measured before training, in a few steps outside the loop, was off by up
+        to a quarter (notebook 07 on a 2-core CPU: 0.24 s/step planned, 0.31 kept), and
+        the guard then cut the schedule before its decay. A resumed run plans the
+        budget it is given again.
         """
         from helpers.quiet import keras
         from helpers.train.callbacks import Deadline
 
         log = TrainLog()
         log.resumed_from = self.restore()
-        if self._compiled is None:
-            self._compiled = self._build_step()
-        step_fn = self._compiled
         chain = list(callbacks or [])
         guard = None
         if time_budget_s is not None:  # last: the epoch's end it times includes the others'
-            guard = Deadline(
-                time.perf_counter() + time_budget_s, total_steps=self.total_steps,
-                steps_done=log.resumed_from,
-            )  # fmt: skip
+            deadline = time.perf_counter() + time_budget_s
+            guard = Deadline(deadline, total_steps=self.total_steps, steps_done=log.resumed_from)
             chain.append(guard)
+        replan_at = None
+        if replan_after and time_budget_s is not None:
+            replan_at = log.resumed_from + max(int(replan_after), 3)
         # Without callbacks, none is called: a CallbackList would start a thread pool to
         # dispatch every step's end to nobody, in every worker of a multi-worker run.
         listed = (
@@ -304,6 +360,8 @@ class Trainer:
         listed.on_train_begin()
         logs = {}
         while int(self.step.numpy()) < self.total_steps:
+            if self._compiled is None:  # first, or the schedule's length changed
+                self._compiled = self._build_step()
             done = int(self.step.numpy())
             epoch, skip = divmod(done, steps_per_epoch)
             listed.on_epoch_begin(epoch)
@@ -313,7 +371,7 @@ class Trainer:
             losses, accuracies = [], []
             for batch in range(skip, steps_per_epoch):
                 t = time.perf_counter()
-                loss, acc = step_fn(iterator)
+                loss, acc = self._compiled(iterator)
                 loss, acc = float(loss), float(acc)
                 log.step_seconds.append(time.perf_counter() - t)
                 log.losses.append(loss)
@@ -333,7 +391,17 @@ class Trainer:
                 stop = stop_after is not None and now >= stop_after
                 late = guard is not None and guard.fired
                 if self.save_every and (now % self.save_every == 0 or end or stop or late):
+                    t = time.perf_counter()
                     self.save()
+                    log.save_seconds.append(time.perf_counter() - t)
+                if now == replan_at and not (end or stop or late):
+                    log.plan = self._replan(log, deadline, steps_per_epoch)
+                    guard.total_steps = self.total_steps
+                    if verbose:
+                        print(f"plan, made again: {log.plan}")
+                    if self._compiled is None:
+                        self._compiled = self._build_step()
+                    end = now >= self.total_steps
                 if end or stop or late:
                     log.stopped_early = not end
                     log.out_of_time = late and not end and not stop
