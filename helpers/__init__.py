@@ -20,6 +20,8 @@ pipeline -> models/train -> finetune -> results):
   reader of class-per-folder and train/val/test trees, with one set of rules.
 - ``catalog/``: the SQLite store of images, labels, boxes and splits (``schema``,
   ``errors``, ``store``, ``images``, ``labels``, ``splits``); all SQL lives here.
+- ``splitting``: split without leaks (the one stratified splitter, and the grouped one
+  for catalogs).
 - ``acquire/``: bringing images in: ``datasets`` (arrays by name), ``photos`` (the real
   CIFAR-10 photos that ship with the course, split into source and target classes;
   ``photo_archives`` builds them), ``synthetic`` (generated scenes), ``folders``
@@ -28,8 +30,8 @@ pipeline -> models/train -> finetune -> results):
 - ``labeling/``: ``class_annotator`` and ``box_annotator`` (the widgets, with ``keys``,
   ``tally`` and ``session``), ``review`` (the review gallery), ``display`` (images for
   the browser), ``suggest`` (model suggestions), ``simulate`` (a scripted annotator).
-- ``quality``, ``splitting``, ``formats/``: clean the labels, split without leaks (the
-  one stratified splitter), import and export COCO/YOLO/VOC/CSV/folders.
+- ``quality``, ``formats/``: clean the labels, import and export
+  COCO/YOLO/VOC/CSV/folders.
 - ``pipeline/``: ``sources`` (what to read), ``decode``, ``engine`` (skip tracking and
   the memory cache), ``augment`` (normalization and the one augmentation factory),
   ``dataset`` (the public builders) and ``tfrecords``.

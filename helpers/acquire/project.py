@@ -23,8 +23,6 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from helpers.acquire.download import download_images, search_photos
 from helpers.acquire.image_api_server import ImageAPIServer
 from helpers.acquire.photos import TARGET_CLASSES, photo_tree
@@ -40,6 +38,7 @@ from helpers.images import (
     read_image_file,
     read_split_tree,
 )
+from helpers.splitting import stratified_split
 
 SEARCH_PREFIX = "search_"  # a query's data set: search_dog holds the answers to "dog"
 
@@ -221,20 +220,6 @@ class FolderCatalog:
     how: str
 
 
-def _held_out(names: list[str], share: float, seed: int) -> set[int]:
-    """Indices of ``names`` (a class each) held out as test: ``share`` of every class,
-    at least one, seeded; the same rule as :func:`helpers.splitting.stratified_split`,
-    which this layer cannot import."""
-    rng = np.random.default_rng(seed)
-    names_arr = np.asarray(names)
-    held: set[int] = set()
-    for name in sorted(set(names)):
-        index = rng.permutation(np.flatnonzero(names_arr == name))
-        k = min(max(int(round(len(index) * share)), 1), len(index) - 1)
-        held.update(int(i) for i in index[:k])
-    return held
-
-
 def folder_catalog(
     folder: str | Path,
     root: str | Path,
@@ -283,9 +268,9 @@ def folder_catalog(
     if "test" in files:
         test_files, how = files["test"], f"the test/ folder of the {tree.layout} at {root}"
     else:
-        held = _held_out([name for _, name in pool_files], test_fraction, seed)
-        test_files = [f for k, f in enumerate(pool_files) if k in held]
-        pool_files = [f for k, f in enumerate(pool_files) if k not in held]
+        keep, held = stratified_split([name for _, name in pool_files], test_fraction, seed)
+        test_files = [pool_files[k] for k in held]
+        pool_files = [pool_files[k] for k in keep]
         how = f"{test_fraction:.0%} of each class of the {tree.layout} at {root}, seed {seed}"
     for name in tree.class_names:
         n_pool = sum(n == name for _, n in pool_files)
