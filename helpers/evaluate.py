@@ -33,31 +33,36 @@ def accuracy(scores, labels) -> float:
     return float(np.mean(scores.argmax(axis=-1) == labels)) if len(labels) else 0.0
 
 
+def predict_arrays(model, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """``model``'s outputs for the array ``x``, batch by batch in this process, eagerly.
+
+    No collective runs (``model.predict`` under a multi-worker strategy waits for the
+    other workers), so any worker of notebook 07's runs can call it alone; and nothing is
+    traced: ``model.predict`` traces a step per model and per new batch shape, and
+    notebook 08, which predicts with dozens of models on arrays of varying length, set
+    off TensorFlow's retracing warning with it."""
+    out = [
+        np.asarray(model(tf.constant(x[i : i + batch_size]), training=False))
+        for i in range(0, len(x), batch_size)
+    ]
+    return np.concatenate(out)
+
+
 def model_accuracy(
     model, x: np.ndarray, y: np.ndarray, batch_size: int = 512, *, tta: bool = False
 ) -> float:
-    """:func:`accuracy` of ``model`` on the arrays ``x``, ``y``, predicted batch by batch in
-    this process, eagerly. No collective runs (``model.predict`` under a multi-worker
-    strategy waits for the other workers), so any worker of notebook 07's runs can call it
-    alone; and no graph is traced per call (a ``tf.function`` made per call retraces for
-    every model, and TensorFlow warns after five).
+    """:func:`accuracy` of ``model`` on the arrays ``x``, ``y`` (:func:`predict_arrays`).
 
     ``tta``: also predict each image mirrored left-right and average the two views'
     softmax probabilities (the model outputs logits, as every classifier the course
     trains does before :func:`helpers.models.with_softmax`)."""
-
-    def scores(images):
-        out = [
-            np.asarray(model(tf.constant(images[i : i + batch_size]), training=False))
-            for i in range(0, len(images), batch_size)
-        ]
-        return np.concatenate(out)
-
     if not len(y):
         return 0.0
     if not tta:
-        return accuracy(scores(x), y)
-    views = (tf.nn.softmax(scores(v)).numpy() for v in (x, x[:, :, ::-1]))
+        return accuracy(predict_arrays(model, x, batch_size), y)
+    views = (
+        tf.nn.softmax(predict_arrays(model, v, batch_size)).numpy() for v in (x, x[:, :, ::-1])
+    )
     return accuracy(sum(views), y)
 
 

@@ -13,7 +13,7 @@ import pytest
 from helpers import finetune as ft
 from helpers import models
 from helpers.catalog import Catalog
-from helpers.evaluate import model_accuracy
+from helpers.evaluate import model_accuracy, predict_arrays
 from helpers.quiet import keras
 
 TINY = {"family": "resnet", "width": 4, "depth": [1, 1]}
@@ -139,13 +139,14 @@ def test_trainable_top_blocks_and_recompile_need():
 
 
 class FixedModel:
-    """Stands in for a Keras model: ``top_losses`` only calls ``predict``."""
+    """Stands in for a Keras model: ``top_losses`` only calls it on batches of ``x``
+    (here the image indices) with ``training=False``."""
 
     def __init__(self, logits):
         self.logits = np.asarray(logits, dtype="float32")
 
-    def predict(self, x, **kwargs):
-        return self.logits
+    def __call__(self, batch, training=False):
+        return self.logits[np.asarray(batch)]
 
 
 def test_relabel_from_gallery_is_a_new_label_by_the_reviewer(tmp_path):
@@ -160,7 +161,7 @@ def test_relabel_from_gallery_is_a_new_label_by_the_reviewer(tmp_path):
     for i, c in zip(ids, given, strict=True):
         catalog.set_label(i, c, annotator="ana")
     model = FixedModel([[5, 0], [-5, 5], [0, 5], [0, 4]])  # image 2 looks like "b"
-    issues = ft.top_losses(model, None, np.array([0, 0, 1, 1]), ids, ["a", "b"], k=2)
+    issues = ft.top_losses(model, np.arange(4), np.array([0, 0, 1, 1]), ids, ["a", "b"], k=2)
     assert issues[0]["image_id"] == ids[1] and issues[0]["suggested"] == "b"
     gallery = ReviewGallery(catalog, issues, annotator="reviewer")
     gallery.cards[ids[1]]["accept"].click()
@@ -304,6 +305,19 @@ def test_flip_tta_averages_the_probabilities_of_each_image_and_its_mirror():
     assert model_accuracy(model, x, y) == 1.0
     assert model_accuracy(model, x, y, tta=True) == 0.5
     assert model_accuracy(model, x[:0], y[:0], tta=True) == 0.0
+
+
+def test_batched_predictions_match_the_model_and_trace_nothing():
+    """Notebook 08 predicts with dozens of models on arrays of many lengths; through
+    ``model.predict`` each new model and last-batch shape traced a step (TensorFlow's
+    retracing warning). The eager batches give the model's own outputs, in order."""
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    x = np.random.default_rng(0).normal(size=(7, 3)).astype(np.float32)
+    for n in (1, 5, 7):
+        got = predict_arrays(model, x[:n], batch_size=3)
+        np.testing.assert_allclose(got, np.asarray(model(x[:n])), rtol=1e-6, atol=1e-6)
+    assert model.predict_function is None  # no predict step was ever made
 
 
 def test_full_finetuning_starts_from_the_probe_and_a_random_head_does_not():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from helpers.evaluate import cross_entropy, highest_first
+from helpers.evaluate import cross_entropy, highest_first, predict_arrays
 from helpers.finetune.steps import Recipe, train_finetune
 from helpers.quiet import tf
 
@@ -40,7 +40,7 @@ def top_losses(model, x, y, image_ids, class_names, k: int = 16) -> list[dict]:
 
     In sample when ``model`` was trained on ``x, y``; :func:`out_of_fold_losses` is the
     ranking to review labels with."""
-    probs = tf.nn.softmax(model.predict(x, batch_size=512, verbose=0)).numpy()
+    probs = tf.nn.softmax(predict_arrays(model, x)).numpy()
     return ranked_losses(probs, y, image_ids, class_names, k)
 
 
@@ -59,7 +59,7 @@ def out_of_fold_probs(backbone, x, y, num_classes, recipe: Recipe, folds: int = 
     cut = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     for k, (fit, held) in enumerate(cut.split(np.zeros(len(y)), y)):
         model, _ = train_finetune(backbone, x[fit], y[fit], num_classes, recipe, seed + k)
-        probs[held] = tf.nn.softmax(model.predict(x[held], batch_size=512, verbose=0)).numpy()
+        probs[held] = tf.nn.softmax(predict_arrays(model, x[held])).numpy()
     return probs
 
 

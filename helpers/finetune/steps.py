@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from helpers.cards import BackboneError
-from helpers.evaluate import model_accuracy
+from helpers.evaluate import model_accuracy, predict_arrays
 from helpers.finetune.backbone import Backbone
 from helpers.finetune.data import LETTERS, glyph_images
 from helpers.models import all_layers, augmentation, build_backbone, preprocessing, with_head
@@ -281,7 +281,7 @@ def pooled_features(backbone: Backbone, x: np.ndarray) -> np.ndarray:
 
 
 def features_of_each(backbone: Backbone, arrays: list[np.ndarray]) -> list[np.ndarray]:
-    """:func:`pooled_features` of each array of images, through one model traced once,
+    """:func:`pooled_features` of each array of images (eagerly: nothing to trace),
     computed only for images whose features ``backbone.features`` does not hold yet
     (keyed by the image's shape, type and a digest of its pixels)."""
     scale = keras.Sequential([preprocessing(scale=backbone.card["preprocessing"]), backbone.model])
@@ -291,7 +291,7 @@ def features_of_each(backbone: Backbone, arrays: list[np.ndarray]) -> list[np.nd
         todo = [i for i, key in enumerate(keys) if key not in backbone.features]
         for start in range(0, len(todo), 4096):  # bounded copies, whatever the images' size
             part = todo[start : start + 4096]
-            rows = scale.predict(x[part], batch_size=512, verbose=0)
+            rows = predict_arrays(scale, x[part])
             backbone.features.update(zip([keys[i] for i in part], rows, strict=True))
         found.append(np.array([backbone.features[key] for key in keys]))
     return found
