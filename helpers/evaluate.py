@@ -40,10 +40,10 @@ def predict_arrays(model, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
     other workers), so any worker of notebook 07's runs can call it alone; and nothing is
     traced: ``model.predict`` traces a step per model and per new batch shape, and
     notebook 08, which predicts with dozens of models on arrays of varying length, set
-    off TensorFlow's retracing warning with it."""
+    off TensorFlow's retracing warning with it. No images give no rows."""
     out = [
         np.asarray(model(tf.constant(x[i : i + batch_size]), training=False))
-        for i in range(0, len(x), batch_size)
+        for i in range(0, max(len(x), 1), batch_size)
     ]
     return np.concatenate(out)
 

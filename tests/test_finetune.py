@@ -314,7 +314,7 @@ def test_batched_predictions_match_the_model_and_trace_nothing():
     inputs = keras.Input((3,))
     model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
     x = np.random.default_rng(0).normal(size=(7, 3)).astype(np.float32)
-    for n in (1, 5, 7):
+    for n in (0, 1, 5, 7):
         got = predict_arrays(model, x[:n], batch_size=3)
         np.testing.assert_allclose(got, np.asarray(model(x[:n])), rtol=1e-6, atol=1e-6)
     assert model.predict_function is None  # no predict step was ever made

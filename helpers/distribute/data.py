@@ -21,13 +21,14 @@ from helpers.distribute.cluster import DistributeError
 def _options(policy):
     """Sharding by ``policy``, a fixed order, and no tf.data autotuning.
 
-    The autotuner runs a thread per iterator, and releasing the iterator waits for that
-    thread's sleep between optimisations to end (it doubles, up to a minute). The
-    Trainer starts a new iterator each epoch: measured on a 2-core CPU (07's ResNet, 62
-    steps an epoch), releasing the previous one stalled training for 1-20 s at most
-    epoch boundaries, unseen by the time guard, and four epochs took 85-105 s with the
-    autotuner and 65-75 s without. These pipelines have nothing to tune (fixed
-    prefetch; the TFRecord parse map runs at TensorFlow's default parallelism).
+    The autotuner runs a thread per iterator, which sleeps between its optimisations,
+    and releasing the iterator waits for that thread to end (seen in a native stack: the
+    iterator's destructor waiting on it). The Trainer starts a new iterator each epoch:
+    measured on a 2-core CPU (07's ResNet, 62 steps an epoch), releasing the previous one
+    stalled training for 1-20 s at most epoch boundaries, unseen by the time guard, and
+    four epochs took 85-105 s with the autotuner and 65-75 s without. These pipelines
+    have nothing to tune (fixed prefetch; the TFRecord parse map runs at TensorFlow's
+    default parallelism).
     """
     from helpers.quiet import tf
 
