@@ -312,6 +312,23 @@ def test_keras_fit_takes_every_image_in_every_epoch(tmp_path):
     assert all(np.isfinite(history.history["loss"]))
 
 
+@pytest.mark.parametrize("source", ["folder", "folder, no cache", "arrays"])
+def test_every_pipeline_leaves_no_autotuner_for_an_epoch_s_end_to_wait_for(tmp_path, source):
+    """Keras fit releases its iterator at the end of each epoch, and with tf.data's
+    autotuner on the release waited for the tuner's thread: 34-40 s stalls in 06 at a
+    15-minute budget on 2 cores. Each pipeline turns the tuner off, and what a notebook
+    builds on top of one (a map, a repeat) keeps it off."""
+    root = _label_folder(tmp_path / "data", n=12)
+    if source == "arrays":
+        x, y = _epoch(pl.from_folder(root, image_size=(4, 4), normalize="none", shuffle=False))
+        ds = pl.from_arrays((x * 255).astype(np.uint8), y, image_size=(4, 4), batch_size=4)
+    else:
+        ds = pl.from_folder(root, image_size=(4, 4), batch_size=4, cache=source == "folder")
+    for built in (ds, ds.map(lambda x, y: (x, y)).repeat(2)):
+        assert built.options().autotune.enabled is False
+    assert len(_epoch(ds)[1]) == 12
+
+
 def test_grouped_first_pass_delivers_each_good_file_exactly_once(tmp_path):
     """Batches of 32 decode 16 files per call; a bad file fails its group, which the
     repair stage decodes again file by file, so only the bad file itself is lost."""

@@ -283,7 +283,8 @@ def test_a_time_budget_chooses_the_epochs(tmp_path, capsys):
         return
     assert "s/step before training (train_on_batch)" in out
     assert "a guard ends training at the deadline" in out
-    planned = int(re.search(r"(\d+) epochs, [\d.]+ of 0.2 minutes", out)[1])
+    assert re.search(r"(\d+) epochs, [\d.]+ of 0.2 minutes", out)
+    planned = int(re.findall(r"(\d+) epochs", result.plan.split("; the guard")[0])[-1])
     # Epoch 1 and the rest are one run: one history, one log, and one schedule whose decay
     # reaches zero at the last step. On a machine busy enough to slow down after the plan,
     # the guard stops the run early instead, and says so.
@@ -322,6 +323,39 @@ def test_a_budgeted_run_ends_inside_its_budget_when_the_machine_slows_down(monke
     assert len(result.history["loss"]) == result.epochs < 20
     assert "the guard stopped it after step" in result.plan
     assert "to end inside the budget" in result.plan
+
+
+def test_a_pace_that_falls_after_epoch_1_is_planned_for_halfway_not_cut_by_the_guard(
+    monkeypatch,
+):
+    """Epoch 1 runs at 0.5 s a batch and every later one at 0.8 s (the clock is moved, not
+    waited for): the plan from epoch 1 holds too many epochs. The second look, halfway,
+    plans the rest from the slower pace, so the run ends inside its budget with the whole
+    decay (the rate at zero), and the guard never has to stop it."""
+    x, y = _arrays(64)
+    train = pl.from_arrays(x, y, batch_size=16, normalize="none")
+    shift = {"seconds": 0.0}
+    real = time.perf_counter
+    monkeypatch.setattr(time, "perf_counter", lambda: real() + shift["seconds"])
+    batches = []
+
+    class Slower(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            shift["seconds"] += 0.5 if len(batches) < 4 else 0.8  # epoch 1 has 4 batches
+            batches.append(batch)
+
+    started = time.perf_counter()
+    model = _tiny()
+    result = T.fit(model, train, time_budget_min=2.0, callbacks=[Slower()], verbose=0)
+    assert time.perf_counter() - started <= 120.0
+    first = int(re.search(r"(\d+) epochs, [\d.]+ of 2 minutes", result.plan)[1])
+    halfway = re.search(r"after epoch (\d+), at ([\d.]+) s per epoch: (\d+) epochs", result.plan)
+    assert halfway, result.plan
+    assert int(halfway[1]) == 1 + (first - 1) // 2 and float(halfway[2]) >= 3.2
+    assert int(halfway[3]) == result.epochs < first
+    assert "the guard stopped it" not in result.plan
+    assert len(result.history["loss"]) == result.epochs == len(batches) // 4
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-7)
 
 
 def test_fit_keeps_the_best_model_a_log_and_records_for_the_runner(tmp_path, monkeypatch):

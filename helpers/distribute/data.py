@@ -19,23 +19,16 @@ from helpers.distribute.cluster import DistributeError
 
 
 def _options(policy):
-    """Sharding by ``policy``, a fixed order, and no tf.data autotuning.
-
-    The autotuner runs a thread per iterator, which sleeps between its optimisations,
-    and releasing the iterator waits for that thread to end (seen in a native stack: the
-    iterator's destructor waiting on it). The Trainer starts a new iterator each epoch:
-    measured on a 2-core CPU (07's ResNet, 62 steps an epoch), releasing the previous one
-    stalled training for 1-20 s at most epoch boundaries, unseen by the time guard, and
-    four epochs took 85-105 s with the autotuner and 65-75 s without. These pipelines
-    have nothing to tune (fixed prefetch; the TFRecord parse map runs at TensorFlow's
-    default parallelism).
+    """Sharding by ``policy``, a fixed order, and no tf.data autotuning: the Trainer
+    releases an iterator every epoch, and with the autotuner that release stalls
+    (:func:`helpers.pipeline.engine.without_autotuner`). These pipelines have nothing to
+    tune (fixed prefetch; the TFRecord parse map runs at TensorFlow's default parallelism).
     """
-    from helpers.quiet import tf
+    from helpers.pipeline.engine import without_autotuner
 
-    options = tf.data.Options()
+    options = without_autotuner()
     options.experimental_distribute.auto_shard_policy = policy
     options.deterministic = True
-    options.autotune.enabled = False
     return options
 
 

@@ -34,6 +34,7 @@ from helpers.pipeline.engine import (
     SkipTracker,
     _grouped_pass,
     assemble,
+    without_autotuner,
 )
 from helpers.pipeline.options import DEFAULT_IMAGE_SIZE, PipelineError, PipelineOptions
 from helpers.pipeline.sources import ImageList, list_catalog, list_folder, screen
@@ -217,7 +218,7 @@ def from_arrays(
     memory.images.assign(np.concatenate(list(converted.batch(4096).as_numpy_iterator())))
     memory.seal(tf.ones([len(x)], tf.bool))
     out = memory.epochs(o.batch_size, o.shuffle, o.seed, o.drop_remainder, then=to_model)
-    out = out.prefetch(AUTOTUNE)
+    out = out.prefetch(AUTOTUNE).with_options(without_autotuner())
     out.class_names = class_names
     out.skip_report = SkipReport()
     return out

@@ -24,6 +24,28 @@ from helpers.quiet import tf
 AUTOTUNE = tf.data.AUTOTUNE
 
 
+def without_autotuner(options: tf.data.Options | None = None) -> tf.data.Options:
+    """``options`` (new ones by default) with tf.data's autotuner off; the course's
+    training pipelines all carry it.
+
+    The autotuner runs a thread per iterator that sleeps between its optimisations, and
+    releasing the iterator waits for that thread (seen in native stacks, sampled during
+    the stalls: ``RootDataset::Iterator::~Iterator`` waiting on a notification). Keras
+    ``fit`` and the pretraining Trainer release an iterator at the end of every epoch, so
+    training stood still there, using no CPU. Measured on 2 cores (AMD EPYC): the course
+    CNN on 45,000 photos, 12 epochs of 159 steps: with the autotuner 2 or 3 epochs in 12
+    stalled for 34-40 s each (notebook 06 at a 15-minute budget lost 160 s of its 900
+    that way, and its guard cut the decay short); without it none did, and a steady
+    epoch took 36-41 s against 40-45 s. 07's ResNet, 62 steps an epoch: stalls of 1-20 s,
+    four epochs 85-105 s with it and 65-75 s without. Without the tuner an ``AUTOTUNE``
+    parallelism is TensorFlow's default (the number of cores) and a prefetch buffer
+    grows by itself; the first pass decodes as fast (``benchmarks/pipeline_throughput.py``).
+    """
+    options = tf.data.Options() if options is None else options
+    options.autotune.enabled = False
+    return options
+
+
 @dataclass
 class SkipReport:
     """The files a pipeline skipped (left out by the folder reader, or not decodable), with
@@ -350,6 +372,6 @@ def assemble(
             )
 
         ds = tf.data.Dataset.from_tensors(0).flat_map(one_epoch)
-    ds = ds.prefetch(AUTOTUNE)
+    ds = ds.prefetch(AUTOTUNE).with_options(without_autotuner())
     ds.skip_report = tracker.report
     return ds

@@ -89,6 +89,19 @@ class Pace(keras.callbacks.Callback):
         return max(0.0, self.ends[0] - self.began - self.seconds_per_step)
 
 
+class StopAfterEpoch(keras.callbacks.Callback):
+    """Ends ``fit`` after epoch ``epoch`` (counted from 1), so that the caller can look at
+    the pace so far and go on under a new plan (``fit`` again with ``initial_epoch``)."""
+
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.epoch = int(epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 >= self.epoch:
+            self.model.stop_training = True
+
+
 class Deadline(keras.callbacks.Callback):
     """Ends training before ``deadline`` (a ``clock()`` value) rather than after it.
 
