@@ -283,7 +283,7 @@ def test_a_time_budget_chooses_the_epochs(tmp_path, capsys):
         return
     assert "s/step before training (train_on_batch)" in out
     assert "a guard ends training at the deadline" in out
-    assert re.search(r"(\d+) epochs, [\d.]+ of 0.2 minutes", out)
+    assert re.search(r"(\d+) epochs \((\d+) steps\), [\d.]+ of 0.2 minutes", out)
     planned = int(re.findall(r"(\d+) epochs", result.plan.split("; the guard")[0])[-1])
     # Epoch 1 and the rest are one run: one history, one log, and one schedule whose decay
     # reaches zero at the last step. On a machine busy enough to slow down after the plan,
@@ -300,12 +300,10 @@ def test_epochs_win_over_a_time_budget():
     assert result.epochs == 2 and "as given" in result.plan
 
 
-def test_a_budgeted_run_ends_inside_its_budget_when_the_machine_slows_down(monkeypatch):
-    """After epoch 1 (the plan), every batch suddenly takes 2 s more: the clock is moved,
-    not waited for. The guard stops the run inside its one-minute budget, mid-epoch,
-    instead of finishing the planned epochs late, and the plan says so."""
-    x, y = _arrays(64)
-    train = pl.from_arrays(x, y, batch_size=16, normalize="none")
+def _moved_clock(monkeypatch, seconds_after):
+    """A callback that moves ``time.perf_counter`` on by ``seconds_after(n)`` after the
+    n-th batch (from 0), so a test sees a slow machine without waiting; and the list of
+    batches it has seen."""
     shift = {"seconds": 0.0}
     real = time.perf_counter
     monkeypatch.setattr(time, "perf_counter", lambda: real() + shift["seconds"])
@@ -313,12 +311,21 @@ def test_a_budgeted_run_ends_inside_its_budget_when_the_machine_slows_down(monke
 
     class Slower(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
-            if len(seen) >= 4:  # epoch 1 has 4 batches
-                shift["seconds"] += 2.0
+            shift["seconds"] += seconds_after(len(seen))
             seen.append(batch)
 
+    return Slower(), seen
+
+
+def test_a_budgeted_run_ends_inside_its_budget_when_the_machine_slows_down(monkeypatch):
+    """After epoch 1 (the plan), every batch suddenly takes 2 s more: the clock is moved,
+    not waited for. The guard stops the run inside its one-minute budget, mid-epoch,
+    instead of finishing the planned epochs late, and the plan says so."""
+    x, y = _arrays(64)
+    train = pl.from_arrays(x, y, batch_size=16, normalize="none")
+    slower, _ = _moved_clock(monkeypatch, lambda n: 2.0 if n >= 4 else 0.0)  # epoch 1: 4
     started = time.perf_counter()
-    result = T.fit(_tiny(), train, time_budget_min=1.0, callbacks=[Slower()], verbose=0)
+    result = T.fit(_tiny(), train, time_budget_min=1.0, callbacks=[slower], verbose=0)
     assert time.perf_counter() - started <= 60.0
     assert len(result.history["loss"]) == result.epochs < 20
     assert "the guard stopped it after step" in result.plan
@@ -334,27 +341,22 @@ def test_a_pace_that_falls_after_epoch_1_is_planned_for_halfway_not_cut_by_the_g
     decay (the rate at zero), and the guard never has to stop it."""
     x, y = _arrays(64)
     train = pl.from_arrays(x, y, batch_size=16, normalize="none")
-    shift = {"seconds": 0.0}
-    real = time.perf_counter
-    monkeypatch.setattr(time, "perf_counter", lambda: real() + shift["seconds"])
-    batches = []
-
-    class Slower(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            shift["seconds"] += 0.5 if len(batches) < 4 else 0.8  # epoch 1 has 4 batches
-            batches.append(batch)
-
+    slower, batches = _moved_clock(monkeypatch, lambda n: 0.5 if n < 4 else 0.8)  # epoch 1: 4
     started = time.perf_counter()
     model = _tiny()
-    result = T.fit(model, train, time_budget_min=2.0, callbacks=[Slower()], verbose=0)
+    result = T.fit(model, train, time_budget_min=2.0, callbacks=[slower], verbose=0)
     assert time.perf_counter() - started <= 120.0
-    first = int(re.search(r"(\d+) epochs, [\d.]+ of 2 minutes", result.plan)[1])
-    halfway = re.search(r"after epoch (\d+), at ([\d.]+) s per epoch: (\d+) epochs", result.plan)
+    first = int(re.search(r"(\d+) epochs \(\d+ steps\), [\d.]+ of 2 minutes", result.plan)[1])
+    halfway = re.search(
+        r"after epoch (\d+), at ([\d.]+) s per epoch: (\d+) epochs \((\d+) steps\)", result.plan
+    )
     assert halfway, result.plan
     assert int(halfway[1]) == 1 + (first - 1) // 2 and float(halfway[2]) >= 3.2
     assert int(halfway[3]) == result.epochs < first
     assert "the guard stopped it" not in result.plan
-    assert len(result.history["loss"]) == result.epochs == len(batches) // 4
+    # The plan is in steps: the last epoch may stop partway, and still counts as one.
+    assert len(batches) == int(halfway[4]) and result.epochs == -(-len(batches) // 4)
+    assert len(result.history["loss"]) == result.epochs
     assert float(model.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-7)
 
 

@@ -89,16 +89,26 @@ class Pace(keras.callbacks.Callback):
         return max(0.0, self.ends[0] - self.began - self.seconds_per_step)
 
 
-class StopAfterEpoch(keras.callbacks.Callback):
-    """Ends ``fit`` after epoch ``epoch`` (counted from 1), so that the caller can look at
-    the pace so far and go on under a new plan (``fit`` again with ``initial_epoch``)."""
+class StopAt(keras.callbacks.Callback):
+    """Ends ``fit`` after step ``step`` of the whole run or after epoch ``epoch`` (both
+    counted from the run's start, epochs of ``steps_per_epoch``, so a continued or resumed
+    ``fit`` counts right), whichever comes first. A plan in steps ends partway through its
+    last epoch (whose validation still runs); a caller that stops after an epoch can look
+    at the pace so far and go on under a new plan."""
 
-    def __init__(self, epoch: int):
+    def __init__(self, steps_per_epoch: int, *, step: int | None = None, epoch: int | None = None):
         super().__init__()
-        self.epoch = int(epoch)
+        self.steps_per_epoch, self.step, self.epoch = int(steps_per_epoch), step, epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._before = epoch * self.steps_per_epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.step is not None and self._before + batch + 1 >= self.step:
+            self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
-        if epoch + 1 >= self.epoch:
+        if self.epoch is not None and epoch + 1 >= self.epoch:
             self.model.stop_training = True
 
 

@@ -4,14 +4,16 @@ What it adds around ``model.fit``, each for a reason a learner meets:
 
 - **a time budget**: a learner knows minutes, not epochs. Give ``time_budget_min``: a
   few steps are measured for a first plan, the first epoch runs under it, and then the
-  number of epochs is fixed from the pace ``fit`` itself kept in that epoch (stepping
+  number of steps is fixed from the pace ``fit`` itself kept in that epoch (stepping
   one batch at a time with ``train_on_batch`` was measured 1.4x slower than inside
   ``fit``, which left a third of the budget unused), and looked at once more halfway
   from the pace of the epochs since (later epochs can run slower than the first), so
   that training, with its whole learning-rate schedule, ends inside the budget;
   :class:`~helpers.train.Deadline` ends it at the deadline should the pace fall after
   the plan. ``epochs`` wins when given. The planning is
-  :func:`~helpers.train.plan_steps`'s, the one planner.
+  :func:`~helpers.train.plan_steps`'s, the one planner; it plans steps, not whole
+  epochs, so the last epoch may stop partway (whole epochs of 43 s left 12% of a
+  5-minute budget unused on 2 cores).
 - **a schedule**: :func:`~helpers.train.make_schedule`, a linear warm-up then a linear
   (or cosine) decay to zero over the planned steps, as the fast CIFAR-10 trainers use.
 - **label smoothing**: one-hot labels and ``CategoricalCrossentropy(label_smoothing=)``
@@ -32,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from helpers.quiet import keras
-from helpers.train.callbacks import Deadline, Pace, RecordMetrics, StopAfterEpoch
+from helpers.train.callbacks import Deadline, Pace, RecordMetrics, StopAt
 from helpers.train.data import _one_hot, with_cardinality
 from helpers.train.optimizers import compile_model, make_optimizer
 from helpers.train.planner import measure, plan_steps
@@ -123,30 +125,32 @@ def fit(
     budgeted = not saved_plan and epochs is None
     if saved_plan:
         epochs, plan = saved_plan["epochs"], saved_plan["plan"] + " (resumed)"
+        total = saved_plan.get("steps", epochs * steps)
     elif epochs is not None:
         plan = plan_steps(steps, epochs=epochs).reason
+        total = epochs * steps
     else:
         speed = measure(model, train, val, save=out is not None)
         first = plan_steps(
             steps, budget_s=max(time_budget_min * 60 - speed.trace, 0.0),
             seconds_per_step=speed.step, epoch_overhead_s=speed.epoch_end,
         )  # fmt: skip
-        epochs = first.epochs
+        epochs, total = first.epochs, first.total_steps
         plan = f"first plan from {speed.step:.3g} s/step (train_on_batch): {epochs} epochs"
 
-    def set_schedule_length(epochs: int) -> None:
+    def set_schedule_length(total_steps: int) -> None:
         nonlocal length
-        if schedule and length != epochs * steps:
-            length = epochs * steps
+        if schedule and length != total_steps:
+            length = total_steps
             model.optimizer.learning_rate = rate(length)
             model.train_function = None  # the schedule's length is traced into the step
 
     def write_plan() -> None:
         if out:
             out.mkdir(parents=True, exist_ok=True)
-            plan_file.write_text(json.dumps({"epochs": epochs, "plan": plan}))
+            plan_file.write_text(json.dumps({"epochs": epochs, "steps": total, "plan": plan}))
 
-    set_schedule_length(epochs)
+    set_schedule_length(total)
     write_plan()
     if verbose and not budgeted:
         print(plan)
@@ -175,7 +179,8 @@ def fit(
             validation_data=val,
             initial_epoch=first,
             epochs=last,
-            callbacks=chain + more + extra + guard,  # the guard last: it times their ends
+            # the guard last: it times their ends
+            callbacks=chain + more + [StopAt(steps, step=total)] + extra + guard,
             verbose=verbose,
             shuffle=False,  # the pipeline shuffles; Keras would only warn that it cannot
         )
@@ -197,7 +202,7 @@ def fit(
         reserve = (speed.save if restore_best and out else 0.0) + max(1.0, 0.01 * budget_s)
         deadline = started + budget_s - reserve
         guard = Deadline(
-            deadline, epoch_end_s=speed.epoch_end, total_steps=epochs * steps, step_s=speed.step
+            deadline, epoch_end_s=speed.epoch_end, total_steps=total, step_s=speed.step
         )
         pace = Pace()
         history = run(0, 1, [pace], [guard])
@@ -211,20 +216,22 @@ def fit(
             rest = plan_steps(
                 steps, budget_s=deadline - time.perf_counter() - retrace,
                 seconds_per_step=fit_step, epoch_overhead_s=speed.epoch_end, share=0.98,
-                min_epochs=0,
+                min_epochs=0, whole_epochs=False,
             )  # fmt: skip
-            epochs = 1 + rest.epochs
-            used = (time.perf_counter() - started + retrace + rest.epochs * rest.epoch_seconds) / 60
+            total = steps + rest.total_steps
+            epochs = -(-total // steps)  # the last one may stop partway
+            spent = rest.total_steps * rest.epoch_seconds / steps
+            used = (time.perf_counter() - started + retrace + spent) / 60
             plan = (
                 f"measured {speed.step:.3g} s/step before training (train_on_batch) and "
                 f"{fit_step:.3g} s/step in epoch 1 of fit; with {speed.epoch_end:.1f} s of "
                 f"validation and checkpoint, {rest.epoch_seconds:.1f} s per epoch of {steps} "
-                f"steps and {retrace:.1f} s to retrace: {epochs} epochs, {used:.1f} of "
-                f"{time_budget_min:g} minutes; a guard ends training at the deadline should "
-                "the pace fall"
+                f"steps and {retrace:.1f} s to retrace: {epochs} epochs ({total} steps), "
+                f"{used:.1f} of {time_budget_min:g} minutes; a guard ends training at the "
+                "deadline should the pace fall"
             )
-            set_schedule_length(epochs)
-            guard.total_steps = epochs * steps
+            set_schedule_length(total)
+            guard.total_steps = total
             write_plan()
             if verbose:
                 print(plan)
@@ -235,18 +242,22 @@ def fit(
             half = 1 + (epochs - 1) // 2
             if 1 < half < epochs:
                 began = time.perf_counter()
-                history = join(history, run(1, epochs, [StopAfterEpoch(half)], [guard]))
+                history = join(history, run(1, epochs, [StopAt(steps, epoch=half)], [guard]))
                 if not guard.fired and len(history.get("loss", [])) == half:
                     pace_s = (time.perf_counter() - began - retrace) / (half - 1)
                     rest = plan_steps(
                         steps, budget_s=deadline - time.perf_counter() - retrace,
                         seconds_per_step=pace_s / steps, share=0.98, min_epochs=0,
+                        whole_epochs=False,
                     )  # fmt: skip
-                    if half + rest.epochs != epochs:
-                        epochs = half + rest.epochs
-                        set_schedule_length(epochs)
-                        guard.total_steps = epochs * steps
-                    plan += f"; after epoch {half}, at {pace_s:.1f} s per epoch: {epochs} epochs"
+                    total = half * steps + rest.total_steps
+                    epochs = -(-total // steps)
+                    set_schedule_length(total)
+                    guard.total_steps = total
+                    plan += (
+                        f"; after epoch {half}, at {pace_s:.1f} s per epoch: {epochs} epochs "
+                        f"({total} steps)"
+                    )
                     write_plan()
                     if verbose:
                         print(plan)
@@ -254,7 +265,7 @@ def fit(
             if done < epochs and not guard.fired:
                 history = join(history, run(done, epochs, [], [guard]))
         if guard.fired:
-            planned, epochs = epochs * steps, len(history.get("loss", []))
+            planned, epochs = total, len(history.get("loss", []))
             cut = ", the last cut short" if guard.stopped_at % steps else ""
             plan += (
                 f"; the guard stopped it after step {guard.stopped_at} of {planned} "
