@@ -33,13 +33,14 @@ def without_autotuner(options: tf.data.Options | None = None) -> tf.data.Options
     the stalls: ``RootDataset::Iterator::~Iterator`` waiting on a notification). Keras
     ``fit`` and the pretraining Trainer release an iterator at the end of every epoch, so
     training stood still there, using no CPU. Measured on 2 cores (AMD EPYC): the course
-    CNN on 45,000 photos, 12 epochs of 159 steps: with the autotuner 2 or 3 epochs in 12
-    stalled for 34-40 s each (notebook 06 at a 15-minute budget lost 160 s of its 900
-    that way, and its guard cut the decay short); without it none did, and a steady
-    epoch took 36-41 s against 40-45 s. 07's ResNet, 62 steps an epoch: stalls of 1-20 s,
-    four epochs 85-105 s with it and 65-75 s without. Without the tuner an ``AUTOTUNE``
-    parallelism is TensorFlow's default (the number of cores) and a prefetch buffer
-    grows by itself; the first pass decodes as fast (``benchmarks/pipeline_throughput.py``).
+    CNN on 45,000 photos, epochs of 159 steps: with the autotuner 2 and 3 of the first
+    10 stalled for 34-40 s each in two runs (notebook 06 at a 15-minute budget lost 160 s
+    of its 900 that way, and its guard cut the decay short); without it none of 9 did,
+    and a steady epoch took 36-41 s against 40-45 s. 07's ResNet, 62 steps an epoch:
+    stalls of 1-20 s, four epochs 85-105 s with it and 65-75 s without. Without the tuner
+    the first pass decodes as fast and cached epochs run as fast
+    (``benchmarks/pipeline_throughput.py`` on 45,000 photos, two rounds each: 24,250-26,130
+    and 280,000-357,000 images/s, against 24,254-24,482 and 270,000-318,500 with it).
     """
     options = tf.data.Options() if options is None else options
     options.autotune.enabled = False
