@@ -204,6 +204,15 @@ def fit(
         guard = Deadline(
             deadline, epoch_end_s=speed.epoch_end, total_steps=total, step_s=speed.step
         )
+
+        def plan_total(new_total: int) -> None:
+            """Plan ``new_total`` steps: the epochs (the last may stop partway), the
+            schedule's length and the guard's count follow from it."""
+            nonlocal total, epochs
+            total, epochs = new_total, -(-new_total // steps)
+            set_schedule_length(total)
+            guard.total_steps = total
+
         pace = Pace()
         history = run(0, 1, [pace], [guard])
         if not guard.fired:
@@ -218,8 +227,7 @@ def fit(
                 seconds_per_step=fit_step, epoch_overhead_s=speed.epoch_end, share=0.98,
                 min_epochs=0, whole_epochs=False,
             )  # fmt: skip
-            total = steps + rest.total_steps
-            epochs = -(-total // steps)  # the last one may stop partway
+            plan_total(steps + rest.total_steps)
             spent = rest.total_steps * rest.epoch_seconds / steps
             used = (time.perf_counter() - started + retrace + spent) / 60
             plan = (
@@ -230,8 +238,6 @@ def fit(
                 f"{used:.1f} of {time_budget_min:g} minutes; a guard ends training at the "
                 "deadline should the pace fall"
             )
-            set_schedule_length(total)
-            guard.total_steps = total
             write_plan()
             if verbose:
                 print(plan)
@@ -250,10 +256,7 @@ def fit(
                         seconds_per_step=pace_s / steps, share=0.98, min_epochs=0,
                         whole_epochs=False,
                     )  # fmt: skip
-                    total = half * steps + rest.total_steps
-                    epochs = -(-total // steps)
-                    set_schedule_length(total)
-                    guard.total_steps = total
+                    plan_total(half * steps + rest.total_steps)
                     plan += (
                         f"; after epoch {half}, at {pace_s:.1f} s per epoch: {epochs} epochs "
                         f"({total} steps)"
